@@ -1,0 +1,200 @@
+//! The per-connection state machine: multichat's `ChatConsumer` (spec §4.2, §4.5–§4.12).
+//!
+//! A [`Consumer`] owns one socket's state (the user snapshot taken at connect, the set of raw
+//! room values joined, the groups subscribed) and turns each inbound frame into an ordered list
+//! of [`Effect`]s. It performs no I/O besides cached room lookups, so the ordering rules of
+//! §4.12 are visible in one place and testable without a network:
+//!
+//! * the direct reply comes first, so a member's own notices always follow its ack;
+//! * join publishes its enter notice *before* subscribing (no self-notice on a first join);
+//! * leave publishes its leave notice *before* unsubscribing (a subscribed leaver hears it).
+
+use std::collections::HashSet;
+
+use indexmap::IndexMap;
+
+use crate::chat::protocol::{self, ClientError, Command, Event, Frame};
+use crate::chat::roomid::{self, RoomKey};
+use crate::django::pyjson::Value;
+use crate::store::{Room, RoomCache};
+
+/// What the connection needs to know about its user, frozen at connect (spec §4.2 point 5).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserSnapshot {
+    pub id: i64,
+    pub username: String,
+    pub is_staff: bool,
+}
+
+/// One thing the connection must do, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// Queue a frame for this connection only.
+    Reply(Frame),
+    /// Deliver a frame to every member of a group (this connection included, if subscribed).
+    GroupSend { group: String, frame: Frame },
+    /// Subscribe this connection to a group.
+    GroupAdd(String),
+    /// Unsubscribe this connection from a group.
+    GroupDiscard(String),
+}
+
+/// The channel-layer group of a room: `room-<db id>`, always from the DB id (spec §2.1).
+pub fn group_name(room_id: i64) -> String {
+    format!("room-{room_id}")
+}
+
+pub struct Consumer {
+    user: UserSnapshot,
+    rooms_cache: RoomCache,
+    notify: bool,
+    /// The raw room values of successful joins, keyed with Python equality (spec §4.6). An
+    /// equal value joined later keeps the first spelling, as a Python `set.add` does.
+    rooms: IndexMap<RoomKey, Value>,
+    /// Room ids whose group this connection is subscribed to.
+    subscribed: HashSet<i64>,
+}
+
+impl Consumer {
+    pub fn new(user: UserSnapshot, rooms_cache: RoomCache, notify_enter_leave: bool) -> Self {
+        Consumer {
+            user,
+            rooms_cache,
+            notify: notify_enter_leave,
+            rooms: IndexMap::new(),
+            subscribed: HashSet::new(),
+        }
+    }
+
+    pub fn user(&self) -> &UserSnapshot {
+        &self.user
+    }
+
+    /// Handles one inbound text frame. Errors become a single error reply; the state is
+    /// untouched by a failed command.
+    pub async fn receive(&mut self, text: &str) -> Vec<Effect> {
+        let result = match protocol::parse_command(text) {
+            Ok(Command::Join { room }) => self.join(room).await,
+            Ok(Command::Leave { room }) => self.leave(room).await,
+            Ok(Command::Send { room, message }) => self.send(room, message).await,
+            Err(e) => Err(e),
+        };
+        result.unwrap_or_else(|e| vec![Effect::Reply(e.frame())])
+    }
+
+    /// Runs the leave procedure for every joined room (spec §4.11), then drops any remaining
+    /// subscription (e.g. a room deleted while joined), so nothing outlives the socket.
+    pub async fn disconnect(&mut self) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        for (_, raw) in std::mem::take(&mut self.rooms) {
+            // A room that fails the lookup now (deleted, made staff-only) is skipped silently.
+            let Ok(room) = self.room_or_error(&raw).await else {
+                continue;
+            };
+            let group = group_name(room.id);
+            if self.notify {
+                let frame = Event::Leave {
+                    room: &raw,
+                    username: &self.user.username,
+                }
+                .frame();
+                effects.push(Effect::GroupSend {
+                    group: group.clone(),
+                    frame,
+                });
+            }
+            if self.subscribed.remove(&room.id) {
+                effects.push(Effect::GroupDiscard(group));
+            }
+        }
+        for id in self.subscribed.drain() {
+            effects.push(Effect::GroupDiscard(group_name(id)));
+        }
+        effects
+    }
+
+    /// `get_room_or_error` (spec §4.5).
+    async fn room_or_error(&self, raw: &Value) -> Result<Room, ClientError> {
+        let id = roomid::lookup_id(raw)
+            .map_err(|_| ClientError::RoomInvalid)?
+            .ok_or(ClientError::RoomInvalid)?;
+        let room = self
+            .rooms_cache
+            .get(id)
+            .await
+            .map_err(|_| ClientError::ServiceUnavailable)?
+            .ok_or(ClientError::RoomInvalid)?;
+        if room.staff_only && !self.user.is_staff {
+            return Err(ClientError::RoomAccessDenied);
+        }
+        Ok(room)
+    }
+
+    async fn join(&mut self, raw: Value) -> Result<Vec<Effect>, ClientError> {
+        let room = self.room_or_error(&raw).await?;
+        let key = RoomKey::from_value(&raw).map_err(|_| ClientError::RoomInvalid)?;
+        let group = group_name(room.id);
+        let mut effects = vec![Effect::Reply(protocol::join_ack(room.id, &room.title))];
+        if self.notify {
+            let frame = Event::Enter {
+                room: &raw,
+                username: &self.user.username,
+            }
+            .frame();
+            effects.push(Effect::GroupSend {
+                group: group.clone(),
+                frame,
+            });
+        }
+        self.rooms.entry(key).or_insert(raw);
+        if self.subscribed.insert(room.id) {
+            effects.push(Effect::GroupAdd(group));
+        }
+        Ok(effects)
+    }
+
+    async fn leave(&mut self, raw: Value) -> Result<Vec<Effect>, ClientError> {
+        let room = self.room_or_error(&raw).await?;
+        let group = group_name(room.id);
+        // Membership is not checked: leaving a room never joined still notifies (spec §4.6).
+        let mut effects = vec![Effect::Reply(protocol::leave_ack(room.id))];
+        if self.notify {
+            let frame = Event::Leave {
+                room: &raw,
+                username: &self.user.username,
+            }
+            .frame();
+            effects.push(Effect::GroupSend {
+                group: group.clone(),
+                frame,
+            });
+        }
+        if let Ok(key) = RoomKey::from_value(&raw) {
+            self.rooms.shift_remove(&key);
+        }
+        if self.subscribed.remove(&room.id) {
+            effects.push(Effect::GroupDiscard(group));
+        }
+        Ok(effects)
+    }
+
+    async fn send(&mut self, raw: Value, message: Value) -> Result<Vec<Effect>, ClientError> {
+        // Membership first, before any lookup (spec §4.6 send step 1). An unhashable value
+        // (list, dict) crashed the original; it is not a room id, so ROOM_INVALID.
+        let key = RoomKey::from_value(&raw).map_err(|_| ClientError::RoomInvalid)?;
+        if !self.rooms.contains_key(&key) {
+            return Err(ClientError::RoomAccessDenied);
+        }
+        let room = self.room_or_error(&raw).await?;
+        let frame = Event::Message {
+            room: &raw,
+            username: &self.user.username,
+            message: &message,
+        }
+        .frame();
+        Ok(vec![Effect::GroupSend {
+            group: group_name(room.id),
+            frame,
+        }])
+    }
+}

@@ -1,0 +1,5 @@
+//! The multichat protocol: commands, events, room-id semantics, the per-connection consumer.
+
+pub mod consumer;
+pub mod protocol;
+pub mod roomid;

@@ -1,0 +1,41 @@
+//! Room membership and delivery: Channels' "channel layer" for Whisper.
+//!
+//! A [`Broker`] keeps groups (`room-<id>`) of [`Mailbox`]es and delivers each event's frame,
+//! serialised once, to every member. Delivery never blocks and never grows memory without
+//! bound: every mailbox is a bounded queue, and a member whose queue is full is flagged as
+//! overflowed — its connection closes it (close code [`CLOSE_SLOW_CONSUMER`]) instead of
+//! slowing the room down. [`LocalHub`] is the in-process broker; a Redis broker implements
+//! the same trait for several processes.
+
+mod local;
+mod mailbox;
+
+pub use local::LocalHub;
+pub use mailbox::{ConnId, Inbox, Mailbox, OverflowSignal, mailbox};
+
+use crate::chat::consumer::Effect;
+
+/// Close code sent to a member whose outbound queue overflowed ("try again later").
+pub const CLOSE_SLOW_CONSUMER: u16 = 1013;
+
+/// Channels' group API: `group_add`, `group_discard`, `group_send`. Implementations take
+/// short synchronous locks only; nothing here awaits.
+pub trait Broker: Send + Sync + 'static {
+    fn group_add(&self, group: &str, member: &Mailbox);
+    fn group_discard(&self, group: &str, member: ConnId);
+    fn group_send(&self, group: &str, frame: crate::chat::protocol::Frame);
+}
+
+/// Carries out a consumer's effects, in order, for the connection owning `mailbox`.
+pub fn apply(broker: &dyn Broker, mailbox: &Mailbox, effects: Vec<Effect>) {
+    for effect in effects {
+        match effect {
+            Effect::Reply(frame) => {
+                mailbox.deliver(frame);
+            }
+            Effect::GroupSend { group, frame } => broker.group_send(&group, frame),
+            Effect::GroupAdd(group) => broker.group_add(&group, mailbox),
+            Effect::GroupDiscard(group) => broker.group_discard(&group, mailbox.id()),
+        }
+    }
+}

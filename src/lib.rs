@@ -1,0 +1,26 @@
+//! Whisper: a drop-in Rust server for the Django Channels "multichat" WebSocket process.
+//!
+//! Module map (dependencies point one way, top to bottom):
+//!
+//! | module     | owns |
+//! |------------|------|
+//! | [`django`] | pure Django/Python-compatible primitives: password hashers, `salted_hmac`, signing, session encoding, the session auth hash, CSRF tokens, host/origin rules, Python's `json` |
+//! | [`config`] | the typed settings struct, with Django's setting names and defaults |
+//! | [`store`]  | SQL on Django's own tables (`auth_user`, `django_session`, `chat_room`, migrations) for SQLite and PostgreSQL |
+//! | [`chat`]   | the multichat protocol: commands, events, room-id semantics, the per-connection consumer |
+//! | [`fanout`] | room membership and delivery: the `Broker` trait and the in-process hub |
+//! | [`web`]    | HTTP routes, pages, templates, the WebSocket handler, error-to-response mapping |
+//! | [`startup`]| wiring: settings → state → router → `serve(listener, shutdown)` |
+//! | [`cli`]    | the `./manage` subcommands, one file each |
+//!
+//! Nothing here is global: every server takes its settings, listener and shutdown signal, so
+//! tests run many servers on port 0 in one process.
+
+pub mod chat;
+pub mod cli;
+pub mod config;
+pub mod django;
+pub mod fanout;
+pub mod startup;
+pub mod store;
+pub mod web;

@@ -1,0 +1,70 @@
+//! Wiring: settings → store, templates, broker → router → `serve(listener, shutdown)`.
+//!
+//! `main` and every integration test go through [`serve`]; tests pass a listener bound to
+//! port 0 and their own shutdown future, so many servers run in one process.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Settings;
+use crate::fanout::LocalHub;
+use crate::store::Store;
+use crate::web::templates::Templates;
+use crate::web::{self, AppState};
+
+/// Builds the shared state: resolves `SECRET_KEY`, connects the database (which must be
+/// migrated), loads the templates.
+pub async fn build(
+    mut settings: Settings,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<AppState> {
+    if settings.resolve_secret_key()? {
+        tracing::warn!(
+            "SECRET_KEY was not set: generated one and stored it in {}",
+            settings
+                .secret_key_file()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        );
+    }
+    let store = Store::connect(
+        &settings.database_url,
+        settings.database_pool_size,
+        settings.database_timeout,
+        false,
+    )
+    .await
+    .with_context(|| format!("cannot open the database {}", settings.database_url))?;
+    if !store.is_migrated().await? {
+        anyhow::bail!(
+            "the database {} is not migrated: run ./manage migrate",
+            settings.database_url
+        );
+    }
+    let templates = Templates::load(&settings.templates_dir())?;
+    let broker = Arc::new(LocalHub::new());
+    Ok(AppState::new(settings, store, broker, templates, shutdown))
+}
+
+/// Serves HTTP and WebSockets on `listener` until `shutdown` resolves; open sockets are then
+/// closed with 1001 after their leave notices.
+pub async fn serve(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let state = build(settings, stop_rx).await?;
+    let app = web::router(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        })
+        .await
+        .context("server error")
+}

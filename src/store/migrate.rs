@@ -1,0 +1,477 @@
+//! `manage migrate` without Django: creates Django 5.2's exact schema for the apps
+//! contenttypes, auth, admin, chat and sessions, records the `django_migrations` rows Django
+//! would write, and adds the content-type and permission rows of Django's `post_migrate`
+//! handlers — so a real Django sharing the database sees it as fully migrated.
+//!
+//! The DDL is the verbatim output of Django's own `migrate` (SQLite: `sqlite_master`;
+//! PostgreSQL: `pg_dump --schema-only`), embedded per backend from `sql/`.
+//!
+//! Safe on a database Django already migrated: per app, nothing happens when all its migrations
+//! are recorded; the app is created when none are recorded and none of its tables exist; every
+//! other state (some migrations recorded, or tables without records, or a recorded app whose
+//! dependency is not) is refused with [`StoreError::Migration`] instead of guessed at. Content
+//! types and permissions are inserted only where missing; existing rows are never touched.
+//! Everything runs in one transaction.
+
+use std::collections::HashSet;
+
+use chrono::Utc;
+use sqlx::{Postgres, Sqlite, Transaction};
+
+use super::{Db, Store, StoreError, pg_datetime, sqlite_datetime};
+
+const SQLITE_DDL: &str = include_str!("sql/sqlite.sql");
+const POSTGRES_DDL: &str = include_str!("sql/postgres.sql");
+
+/// The `django_migrations` rows Django 5.2 writes, in its order (`app`, `name`).
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    ("contenttypes", "0001_initial"),
+    ("auth", "0001_initial"),
+    ("admin", "0001_initial"),
+    ("admin", "0002_logentry_remove_auto_add"),
+    ("admin", "0003_logentry_add_action_flag_choices"),
+    ("contenttypes", "0002_remove_content_type_name"),
+    ("auth", "0002_alter_permission_name_max_length"),
+    ("auth", "0003_alter_user_email_max_length"),
+    ("auth", "0004_alter_user_username_opts"),
+    ("auth", "0005_alter_user_last_login_null"),
+    ("auth", "0006_require_contenttypes_0002"),
+    ("auth", "0007_alter_validators_add_error_messages"),
+    ("auth", "0008_alter_user_username_max_length"),
+    ("auth", "0009_alter_user_last_name_max_length"),
+    ("auth", "0010_alter_group_name_max_length"),
+    ("auth", "0011_update_proxy_permissions"),
+    ("auth", "0012_alter_user_first_name_max_length"),
+    ("chat", "0001_initial"),
+    ("sessions", "0001_initial"),
+];
+
+struct App {
+    label: &'static str,
+    tables: &'static [&'static str],
+    depends_on: &'static [&'static str],
+}
+
+/// Apps in creation order (foreign keys point backwards only).
+const APPS: &[App] = &[
+    App {
+        label: "contenttypes",
+        tables: &["django_content_type"],
+        depends_on: &[],
+    },
+    App {
+        label: "auth",
+        tables: &[
+            "auth_permission",
+            "auth_group",
+            "auth_group_permissions",
+            "auth_user",
+            "auth_user_groups",
+            "auth_user_user_permissions",
+        ],
+        depends_on: &["contenttypes"],
+    },
+    App {
+        label: "admin",
+        tables: &["django_admin_log"],
+        depends_on: &["auth", "contenttypes"],
+    },
+    App {
+        label: "chat",
+        tables: &["chat_room"],
+        depends_on: &[],
+    },
+    App {
+        label: "sessions",
+        tables: &["django_session"],
+        depends_on: &[],
+    },
+];
+
+/// `(app_label, model, verbose_name)` in the order Django's `post_migrate` creates them.
+const CONTENT_TYPES: &[(&str, &str, &str)] = &[
+    ("auth", "permission", "permission"),
+    ("auth", "group", "group"),
+    ("auth", "user", "user"),
+    ("contenttypes", "contenttype", "content type"),
+    ("sessions", "session", "session"),
+    ("admin", "logentry", "log entry"),
+    ("chat", "room", "room"),
+];
+
+/// Django's default permissions per model, in order.
+const ACTIONS: &[&str] = &["add", "change", "delete", "view"];
+
+/// What one `migrate` run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MigrateReport {
+    /// Migrations recorded by this run, as `(app, name)`, in application order.
+    pub applied: Vec<(String, String)>,
+    /// Rows added to `django_content_type`.
+    pub content_types_created: u64,
+    /// Rows added to `auth_permission`.
+    pub permissions_created: u64,
+}
+
+impl MigrateReport {
+    /// True when the run changed nothing.
+    pub fn is_empty(&self) -> bool {
+        self.applied.is_empty() && self.content_types_created == 0 && self.permissions_created == 0
+    }
+
+    /// Django's progress lines: `  Applying auth.0001_initial... OK` for each migration, or
+    /// `  No migrations to apply.`.
+    pub fn lines(&self) -> Vec<String> {
+        if self.applied.is_empty() {
+            return vec!["  No migrations to apply.".to_string()];
+        }
+        self.applied
+            .iter()
+            .map(|(app, name)| format!("  Applying {app}.{name}... OK"))
+            .collect()
+    }
+}
+
+/// The app labels `migrate` manages, sorted like Django's "Apply all migrations:" line.
+pub fn app_labels() -> Vec<&'static str> {
+    let mut labels: Vec<&str> = APPS.iter().map(|a| a.label).collect();
+    labels.sort_unstable();
+    labels
+}
+
+/// One statement per item, grouped by `-- app: <label>` sections.
+fn section(ddl: &'static str, label: &str) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let mut current: Option<&str> = None;
+    let mut start: Option<usize> = None;
+    let mut offset = 0;
+    for line in ddl.split_inclusive('\n') {
+        let line_start = offset;
+        offset += line.len();
+        let trimmed = line.trim_end();
+        if start.is_none() {
+            if let Some(name) = trimmed.strip_prefix("-- app: ") {
+                current = Some(name.trim());
+                continue;
+            }
+            if trimmed.is_empty() || trimmed.starts_with("--") {
+                continue;
+            }
+            start = Some(line_start);
+        }
+        if trimmed.ends_with(';')
+            && let Some(s) = start.take()
+            && current == Some(label)
+        {
+            out.push(ddl[s..line_start + trimmed.len()].trim());
+        }
+    }
+    out
+}
+
+enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+/// Runs one body on the transaction's connection; `dt` as in `dispatch!`.
+macro_rules! on_tx {
+    ($tx:expr, $conn:ident, $dt:ident => $body:expr) => {
+        match $tx {
+            Tx::Sqlite(t) => {
+                #[allow(unused_variables)]
+                let $dt = sqlite_datetime;
+                let $conn = &mut **t;
+                $body
+            }
+            Tx::Postgres(t) => {
+                #[allow(unused_variables)]
+                let $dt = pg_datetime;
+                let $conn = &mut **t;
+                $body
+            }
+        }
+    };
+}
+
+impl Tx {
+    fn ddl(&self) -> &'static str {
+        match self {
+            Tx::Sqlite(_) => SQLITE_DDL,
+            Tx::Postgres(_) => POSTGRES_DDL,
+        }
+    }
+
+    async fn table_exists(&mut self, name: &str) -> Result<bool, StoreError> {
+        let n = match self {
+            Tx::Sqlite(t) => {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1",
+                )
+                .bind(name)
+                .fetch_one(&mut **t)
+                .await?
+            }
+            Tx::Postgres(t) => {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT COUNT(*) FROM pg_catalog.pg_class c \
+                     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND c.relname = $1 \
+                     AND pg_catalog.pg_table_is_visible(c.oid)",
+                )
+                .bind(name)
+                .fetch_one(&mut **t)
+                .await?
+            }
+        };
+        Ok(n > 0)
+    }
+
+    async fn recorded(&mut self) -> Result<HashSet<(String, String)>, StoreError> {
+        if !self.table_exists("django_migrations").await? {
+            return Ok(HashSet::new());
+        }
+        let rows = on_tx!(self, conn, dt => {
+            sqlx::query_as::<_, (String, String)>("SELECT app, name FROM django_migrations")
+                .fetch_all(conn)
+                .await?
+        });
+        Ok(rows.into_iter().collect())
+    }
+
+    async fn run_section(&mut self, label: &str) -> Result<(), StoreError> {
+        for stmt in section(self.ddl(), label) {
+            let result = on_tx!(self, conn, dt => {
+                sqlx::raw_sql(stmt).execute(conn).await.map(|_| ())
+            });
+            result.map_err(|e| {
+                StoreError::Migration(format!("{label}: statement failed: {e}\n{stmt}"))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Migrations to apply, or an error for states that must not be guessed at.
+    async fn plan(&mut self) -> Result<Vec<&'static App>, StoreError> {
+        let recorded = self.recorded().await?;
+        let mut complete: HashSet<&str> = HashSet::new();
+        let mut todo = Vec::new();
+        for app in APPS {
+            let known: Vec<&str> = MIGRATIONS
+                .iter()
+                .filter(|(a, _)| *a == app.label)
+                .map(|(_, n)| *n)
+                .collect();
+            let done: Vec<&str> = known
+                .iter()
+                .copied()
+                .filter(|n| recorded.contains(&(app.label.to_string(), n.to_string())))
+                .collect();
+            if done.len() == known.len() {
+                complete.insert(app.label);
+                continue;
+            }
+            if !done.is_empty() {
+                let missing: Vec<&str> =
+                    known.iter().copied().filter(|n| !done.contains(n)).collect();
+                return Err(StoreError::Migration(format!(
+                    "app '{}' is partially migrated (recorded: {}; missing: {}). Refusing to \
+                     guess: finish with Django's `manage.py migrate`.",
+                    app.label,
+                    done.join(", "),
+                    missing.join(", ")
+                )));
+            }
+            let mut existing = Vec::new();
+            for table in app.tables {
+                if self.table_exists(table).await? {
+                    existing.push(*table);
+                }
+            }
+            if !existing.is_empty() {
+                return Err(StoreError::Migration(format!(
+                    "table(s) {} of app '{}' exist, but django_migrations records none of its \
+                     migrations. Refusing to guess: check the database, or let Django adopt the \
+                     tables with `manage.py migrate --fake-initial`.",
+                    existing.join(", "),
+                    app.label
+                )));
+            }
+            todo.push(app);
+        }
+        for app in APPS.iter().filter(|a| complete.contains(a.label)) {
+            for dep in app.depends_on {
+                if !complete.contains(dep) {
+                    return Err(StoreError::Migration(format!(
+                        "inconsistent migration history: app '{}' is migrated but its \
+                         dependency '{dep}' is not.",
+                        app.label
+                    )));
+                }
+            }
+        }
+        Ok(todo)
+    }
+
+    async fn begin(store: &Store) -> Result<Tx, StoreError> {
+        Ok(match store.db() {
+            Db::Sqlite(p) => Tx::Sqlite(p.begin().await?),
+            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
+    async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+
+    async fn rollback(self) -> Result<(), StoreError> {
+        match self {
+            Tx::Sqlite(t) => t.rollback().await?,
+            Tx::Postgres(t) => t.rollback().await?,
+        }
+        Ok(())
+    }
+}
+
+fn migrations_of(apps: &[&App]) -> Vec<(String, String)> {
+    MIGRATIONS
+        .iter()
+        .filter(|(a, _)| apps.iter().any(|app| app.label == *a))
+        .map(|(a, n)| (a.to_string(), n.to_string()))
+        .collect()
+}
+
+impl Store {
+    /// Migrations `migrate` would apply (`(app, name)`, in order); an error for a partial or
+    /// inconsistent state.
+    pub async fn unapplied_migrations(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut tx = Tx::begin(self).await?;
+        let plan = tx.plan().await;
+        tx.rollback().await?;
+        Ok(migrations_of(&plan?))
+    }
+
+    /// True when every migration is recorded (false also for partial states).
+    pub async fn is_migrated(&self) -> Result<bool, StoreError> {
+        match self.unapplied_migrations().await {
+            Ok(todo) => Ok(todo.is_empty()),
+            Err(StoreError::Migration(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Brings the schema to Django 5.2's for the five apps (see the module docs).
+    pub async fn migrate(&self) -> Result<MigrateReport, StoreError> {
+        let mut tx = Tx::begin(self).await?;
+        match migrate_in(&mut tx).await {
+            Ok(report) => {
+                tx.commit().await?;
+                Ok(report)
+            }
+            Err(e) => {
+                // Dropping the transaction rolls back too; an explicit rollback reports nothing new.
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
+    }
+}
+
+async fn migrate_in(tx: &mut Tx) -> Result<MigrateReport, StoreError> {
+    let mut report = MigrateReport::default();
+    let todo = tx.plan().await?;
+    if !tx.table_exists("django_migrations").await? {
+        tx.run_section("django_migrations").await?;
+    }
+    for app in &todo {
+        tx.run_section(app.label).await?;
+    }
+    for (app, name) in migrations_of(&todo) {
+        let now = Utc::now();
+        on_tx!(tx, conn, dt => {
+            sqlx::query("INSERT INTO django_migrations (app, name, applied) VALUES ($1, $2, $3)")
+                .bind(&app)
+                .bind(&name)
+                .bind(dt(now))
+                .execute(conn)
+                .await?;
+        });
+        report.applied.push((app, name));
+    }
+    for (app_label, model, _) in CONTENT_TYPES {
+        let n = on_tx!(tx, conn, dt => {
+            sqlx::query(
+                "INSERT INTO django_content_type (app_label, model) SELECT $1, $2 \
+                 WHERE NOT EXISTS (SELECT 1 FROM django_content_type \
+                 WHERE app_label = $1 AND model = $2)",
+            )
+            .bind(*app_label)
+            .bind(*model)
+            .execute(conn)
+            .await?
+            .rows_affected()
+        });
+        report.content_types_created += n;
+    }
+    for (app_label, model, verbose) in CONTENT_TYPES {
+        for action in ACTIONS {
+            let codename = format!("{action}_{model}");
+            let name = format!("Can {action} {verbose}");
+            let n = on_tx!(tx, conn, dt => {
+                sqlx::query(
+                    "INSERT INTO auth_permission (name, content_type_id, codename) \
+                     SELECT $1, ct.id, $2 FROM django_content_type ct \
+                     WHERE ct.app_label = $3 AND ct.model = $4 AND NOT EXISTS \
+                     (SELECT 1 FROM auth_permission p \
+                      WHERE p.content_type_id = ct.id AND p.codename = $2)",
+                )
+                .bind(&name)
+                .bind(&codename)
+                .bind(*app_label)
+                .bind(*model)
+                .execute(conn)
+                .await?
+                .rows_affected()
+            });
+            report.permissions_created += n;
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sections_split_statements() {
+        let all: usize = ["django_migrations", "contenttypes", "auth", "admin", "chat", "sessions"]
+            .iter()
+            .map(|l| section(SQLITE_DDL, l).len())
+            .sum();
+        assert_eq!(all, 26);
+        assert_eq!(section(SQLITE_DDL, "chat").len(), 1);
+        let pg: usize = ["django_migrations", "contenttypes", "auth", "admin", "chat", "sessions"]
+            .iter()
+            .map(|l| section(POSTGRES_DDL, l).len())
+            .sum();
+        assert_eq!(pg, 61);
+        for stmt in section(POSTGRES_DDL, "auth") {
+            assert!(stmt.ends_with(';'), "{stmt}");
+            assert!(!stmt.contains("public."), "{stmt}");
+        }
+    }
+
+    #[test]
+    fn report_lines() {
+        assert_eq!(MigrateReport::default().lines(), ["  No migrations to apply."]);
+        let r = MigrateReport {
+            applied: vec![("auth".into(), "0001_initial".into())],
+            ..Default::default()
+        };
+        assert_eq!(r.lines(), ["  Applying auth.0001_initial... OK"]);
+    }
+}

@@ -1,0 +1,93 @@
+//! `django_session` for the `db` session engine: the four statements Django's
+//! `SessionStore` issues (spec `django-internals.md` §4.3). The data is the signed string;
+//! encoding and decoding live in `crate::django::sessions`.
+
+use chrono::{DateTime, Utc};
+
+use super::{Store, StoreError};
+
+/// Django treats keys shorter than 8 characters as "no key" (`_validate_session_key`).
+fn usable_key(key: &str) -> bool {
+    key.chars().count() >= 8
+}
+
+impl Store {
+    /// `session_data` of an unexpired row (`expire_date > now`, strict), or `None`.
+    pub async fn load_session(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        if !usable_key(key) {
+            return Ok(None);
+        }
+        let data = dispatch!(self, pool, dt => {
+            sqlx::query_scalar::<_, String>(
+                "SELECT session_data FROM django_session \
+                 WHERE session_key = $1 AND expire_date > $2",
+            )
+            .bind(key)
+            .bind(dt(now))
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(data)
+    }
+
+    /// Forced insert of a new row. `false` when the key already exists (Django then picks
+    /// another key and tries again).
+    pub async fn insert_session(
+        &self,
+        key: &str,
+        data: &str,
+        expire: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let n = dispatch!(self, pool, dt => {
+            sqlx::query(
+                "INSERT INTO django_session (session_key, session_data, expire_date) \
+                 VALUES ($1, $2, $3) ON CONFLICT (session_key) DO NOTHING",
+            )
+            .bind(key)
+            .bind(data)
+            .bind(dt(expire))
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(n == 1)
+    }
+
+    /// Rewrites data and expiry of an existing row. Returns false when the row is gone
+    /// (Django then raises `UpdateError`, i.e. the session was deleted meanwhile).
+    pub async fn update_session(
+        &self,
+        key: &str,
+        data: &str,
+        expire: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let n = dispatch!(self, pool, dt => {
+            sqlx::query(
+                "UPDATE django_session SET session_data = $1, expire_date = $2 \
+                 WHERE session_key = $3",
+            )
+            .bind(data)
+            .bind(dt(expire))
+            .bind(key)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(n > 0)
+    }
+
+    /// Deletes the row (no error when it does not exist).
+    pub async fn delete_session(&self, key: &str) -> Result<(), StoreError> {
+        dispatch!(self, pool => {
+            sqlx::query("DELETE FROM django_session WHERE session_key = $1")
+                .bind(key)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+}

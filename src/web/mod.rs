@@ -1,0 +1,132 @@
+//! HTTP and WebSocket: the routes of the original app (spec §3, §4.1), the shared state every
+//! handler sees, and the layers Django's middleware would apply (host check, security headers).
+//!
+//! | file | owns |
+//! |---|---|
+//! | `pages.rs` | index, login, logout, 404 / APPEND_SLASH redirects |
+//! | `socket.rs` | `/chat/stream/`: handshake auth, the per-connection task |
+//! | `session.rs` | Django sessions and `get_user`/`login`/`logout` for a request |
+//! | `csrf.rs` | CSRF cookie, tokens and the request check |
+//! | `security.rs` | `ALLOWED_HOSTS`, security headers, WebSocket `Origin` |
+//! | `templates.rs` | minijinja with Django-exact escaping |
+//! | `error.rs` | the one mapping from errors to HTTP responses |
+
+pub mod csrf;
+pub mod error;
+pub mod pages;
+pub mod security;
+pub mod session;
+pub mod socket;
+pub mod templates;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::routing::{any, get};
+use tokio::sync::{Semaphore, watch};
+use tower_http::services::ServeDir;
+
+use crate::config::Settings;
+use crate::django::hashers::{self, HasherConfig};
+use crate::fanout::Broker;
+use crate::store::{RoomCache, Store};
+use templates::Templates;
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub settings: Settings,
+    pub store: Store,
+    pub rooms: RoomCache,
+    pub broker: Arc<dyn Broker>,
+    pub templates: Templates,
+    pub hasher: HasherConfig,
+    /// Bounds the password checks running at once on the blocking pool.
+    hashing: Semaphore,
+    next_conn_id: AtomicU64,
+    /// Flips to `true` when the server shuts down; sockets then close with 1001.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(
+        settings: Settings,
+        store: Store,
+        broker: Arc<dyn Broker>,
+        templates: Templates,
+        shutdown: watch::Receiver<bool>,
+    ) -> AppState {
+        let rooms = RoomCache::new(store.clone(), settings.room_cache_ttl);
+        let hasher = HasherConfig::new(settings.django_version);
+        let hashing = Semaphore::new(settings.password_hashing_concurrency);
+        AppState(Arc::new(Inner {
+            settings,
+            store,
+            rooms,
+            broker,
+            templates,
+            hasher,
+            hashing,
+            next_conn_id: AtomicU64::new(1),
+            shutdown,
+        }))
+    }
+
+    /// SECRET_KEY followed by SECRET_KEY_FALLBACKS: the keys that may verify a signature.
+    pub fn secret_keys(&self) -> Vec<String> {
+        let mut keys = vec![self.settings.secret().to_string()];
+        keys.extend(self.settings.fallback_secrets());
+        keys
+    }
+
+    pub fn next_conn_id(&self) -> u64 {
+        self.next_conn_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// `check_password` off the async threads, at most `PASSWORD_HASHING_CONCURRENCY` at once:
+    /// `(matches, rehashed value to store)`.
+    pub async fn check_password(&self, password: String, encoded: String) -> (bool, Option<String>) {
+        let Ok(_permit) = self.hashing.acquire().await else {
+            return (false, None);
+        };
+        let cfg = self.hasher.clone();
+        tokio::task::spawn_blocking(move || hashers::check_password(&password, &encoded, &cfg))
+            .await
+            .unwrap_or((false, None))
+    }
+
+    /// What `ModelBackend` does for an unknown username: one hash, so timing does not tell.
+    pub async fn run_dummy_hash(&self) {
+        if let Ok(_permit) = self.hashing.acquire().await {
+            let cfg = self.hasher.clone();
+            let _ = tokio::task::spawn_blocking(move || hashers::run_dummy_hash(&cfg)).await;
+        }
+    }
+}
+
+/// The application's routes and layers.
+pub fn router(state: AppState) -> Router {
+    let static_files = ServeDir::new(state.settings.static_dir()).append_index_html_on_directories(false);
+    Router::new()
+        .route("/", get(pages::index))
+        .route("/accounts/login/", get(pages::login_form).post(pages::login_submit))
+        .route("/accounts/logout/", any(pages::logout))
+        .route("/chat/stream/", get(socket::handshake))
+        .nest_service("/static", static_files)
+        .fallback(pages::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::django_middleware,
+        ))
+        .with_state(state)
+}

@@ -1,0 +1,314 @@
+//! The HTML pages (spec §3): the room index, Django's login and logout views, and the 404 /
+//! `APPEND_SLASH` fallback.
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{Html, IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use minijinja::context;
+use unicode_normalization::UnicodeNormalization;
+
+use crate::django::hosts;
+use crate::store::User;
+use crate::web::AppState;
+use crate::web::csrf::Csrf;
+use crate::web::error::WebError;
+use crate::web::session::Session;
+
+/// Django's `AuthenticationForm` error for bad credentials and inactive users alike.
+pub const INVALID_LOGIN: &str =
+    "Please enter a correct username and password. Note that both fields may be case-sensitive.";
+const REQUIRED: &str = "This field is required.";
+/// `auth_user.username` is varchar(150).
+const USERNAME_MAX_LENGTH: usize = 150;
+
+/// The `Cookie` header values of a request.
+pub fn cookie_headers(headers: &HeaderMap) -> Vec<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect()
+}
+
+fn add_set_cookie(response: &mut Response, cookie: Option<String>) {
+    if let Some(value) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+}
+
+/// `never_cache`: the headers Django's login and logout views carry.
+fn never_cache(response: &mut Response, now: DateTime<Utc>) {
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&now.format("%a, %d %b %Y %H:%M:%S GMT").to_string()) {
+        headers.insert(header::EXPIRES, v);
+    }
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=0, no-cache, no-store, must-revalidate, private"),
+    );
+}
+
+fn vary_cookie(response: &mut Response) {
+    response
+        .headers_mut()
+        .append(header::VARY, HeaderValue::from_static("Cookie"));
+}
+
+fn redirect(status: StatusCode, location: &str) -> Response {
+    let mut response = status.into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    response
+}
+
+/// Python's `urllib.parse.quote(s, safe="/")`.
+fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"/_.-~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `GET /`: the room list for a logged-in user (spec §3.2); anonymous users are sent to
+/// `LOGIN_URL?next=/` like `@login_required`.
+pub async fn index(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, WebError> {
+    let now = Utc::now();
+    let mut session = Session::load(&app, &cookie_headers(&headers), now).await?;
+    let mut response = match session.user(&app).await? {
+        None => redirect(
+            StatusCode::FOUND,
+            &format!("{}?next={}", app.settings.login_url, quote("/")),
+        ),
+        Some(user) => {
+            let mut csrf = Csrf::from_headers(&app, &headers);
+            let token = csrf.token();
+            let rooms: Vec<minijinja::Value> = app
+                .store
+                .rooms_by_title()
+                .await?
+                .into_iter()
+                .map(|r| context! { id => r.id, title => r.title, staff_only => r.staff_only })
+                .collect();
+            let html = app.templates.render(
+                "index.html",
+                context! { user => user.username, csrf_token => token, rooms => rooms },
+            )?;
+            let mut response = Html(html).into_response();
+            add_set_cookie(&mut response, csrf.finish(&app, now));
+            response
+        }
+    };
+    add_set_cookie(&mut response, session.finish(&app, now).await?);
+    vary_cookie(&mut response);
+    Ok(response)
+}
+
+/// The fields of a login attempt, for re-rendering the form.
+#[derive(Default)]
+struct LoginForm {
+    username: String,
+    errors: Vec<&'static str>,
+    username_errors: Vec<String>,
+    password_errors: Vec<&'static str>,
+}
+
+fn render_login(
+    app: &AppState,
+    csrf: &mut Csrf,
+    form: Option<&LoginForm>,
+    next: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Response, WebError> {
+    let token = csrf.token();
+    let form = form.map(|f| {
+        context! {
+            username => f.username.clone(),
+            errors => f.errors.clone(),
+            username_errors => f.username_errors.clone(),
+            password_errors => f.password_errors.clone(),
+        }
+    });
+    let html = app.templates.render(
+        "registration/login.html",
+        context! { csrf_token => token, form => form, next => next },
+    )?;
+    let mut response = Html(html).into_response();
+    add_set_cookie(&mut response, csrf.finish(app, now));
+    never_cache(&mut response, now);
+    vary_cookie(&mut response);
+    Ok(response)
+}
+
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    form_urlencoded::parse(query?.as_bytes())
+        .filter(|(k, _)| k == name)
+        .last()
+        .map(|(_, v)| v.into_owned())
+}
+
+/// `GET /accounts/login/`: the form, with a fresh CSRF token.
+pub async fn login_form(
+    State(app): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let mut csrf = Csrf::from_headers(&app, &headers);
+    let next = query_param(query.as_deref(), "next");
+    render_login(&app, &mut csrf, None, next.as_deref(), Utc::now())
+}
+
+/// `POST /accounts/login/`: Django's `LoginView` (django-internals §5.4, §5.6).
+pub async fn login_submit(
+    State(app): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    let now = Utc::now();
+    let mut csrf = Csrf::from_headers(&app, &headers);
+    let mut fields = std::collections::HashMap::new();
+    for (k, v) in form_urlencoded::parse(&body) {
+        fields.insert(k.into_owned(), v.into_owned());
+    }
+    csrf.check(&app, &headers, fields.get("csrfmiddlewaretoken").map(String::as_str))
+        .map_err(WebError::Csrf)?;
+    let next = fields
+        .get("next")
+        .cloned()
+        .or_else(|| query_param(query.as_deref(), "next"));
+
+    // UsernameField: stripped, then NFKC-normalised; the password is taken as typed.
+    let raw_username = fields.get("username").map(|s| s.trim()).unwrap_or("");
+    let username: String = raw_username.nfkc().collect();
+    let password = fields.get("password").cloned().unwrap_or_default();
+    let mut form = LoginForm {
+        username: username.clone(),
+        ..LoginForm::default()
+    };
+    let count = username.chars().count();
+    if username.is_empty() {
+        form.username_errors.push(REQUIRED.to_string());
+    } else if count > USERNAME_MAX_LENGTH {
+        form.username_errors.push(format!(
+            "Ensure this value has at most {USERNAME_MAX_LENGTH} characters (it has {count})."
+        ));
+    }
+    if password.is_empty() {
+        form.password_errors.push(REQUIRED);
+    }
+    if !form.username_errors.is_empty() || !form.password_errors.is_empty() {
+        return render_login(&app, &mut csrf, Some(&form), next.as_deref(), now);
+    }
+    let Some(user) = authenticate(&app, &username, password).await? else {
+        form.errors.push(INVALID_LOGIN);
+        return render_login(&app, &mut csrf, Some(&form), next.as_deref(), now);
+    };
+
+    let mut session = Session::load(&app, &cookie_headers(&headers), now).await?;
+    session.login(&app, &user).await?;
+    csrf.rotate();
+    app.store.set_last_login(user.id, now).await?;
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let target = next
+        .filter(|n| hosts::url_has_allowed_host_and_scheme(n, std::slice::from_ref(&host), false))
+        .unwrap_or_else(|| app.settings.login_redirect_url.clone());
+    let mut response = redirect(StatusCode::FOUND, &target);
+    add_set_cookie(&mut response, session.finish(&app, now).await?);
+    add_set_cookie(&mut response, csrf.finish(&app, now));
+    never_cache(&mut response, now);
+    vary_cookie(&mut response);
+    tracing::info!(user = %user.username, "login");
+    Ok(response)
+}
+
+/// `ModelBackend.authenticate`: the user if the password checks and the user is active. A
+/// correct password under outdated parameters is rehashed, as Django does.
+async fn authenticate(app: &AppState, username: &str, password: String) -> Result<Option<User>, WebError> {
+    let Some(mut user) = app.store.user_by_username(username).await? else {
+        app.run_dummy_hash().await;
+        return Ok(None);
+    };
+    let (ok, rehashed) = app.check_password(password, user.password.clone()).await;
+    if let (true, Some(encoded)) = (ok, rehashed) {
+        app.store.set_password(user.id, &encoded).await?;
+        user.password = encoded;
+    }
+    Ok((ok && user.is_active).then_some(user))
+}
+
+/// `/accounts/logout/`: POST only, CSRF-checked (Django ≥ 5.0); deletes the session and
+/// renders the logged-out page. Open WebSockets keep working (spec §3.5).
+pub async fn logout(
+    State(app): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    let now = Utc::now();
+    if method == Method::OPTIONS {
+        let mut response = StatusCode::OK.into_response();
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
+        return Ok(response);
+    }
+    if method != Method::POST {
+        let mut response = StatusCode::METHOD_NOT_ALLOWED.into_response();
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
+        return Ok(response);
+    }
+    let csrf = Csrf::from_headers(&app, &headers);
+    let form_token = form_urlencoded::parse(&body)
+        .filter(|(k, _)| k == "csrfmiddlewaretoken")
+        .last()
+        .map(|(_, v)| v.into_owned());
+    csrf.check(&app, &headers, form_token.as_deref())
+        .map_err(WebError::Csrf)?;
+    let mut session = Session::load(&app, &cookie_headers(&headers), now).await?;
+    session.flush(&app).await?;
+    let html = app.templates.render(
+        "registration/logged_out.html",
+        context! { login_url => app.settings.login_url.clone() },
+    )?;
+    let mut response = Html(html).into_response();
+    add_set_cookie(&mut response, session.finish(&app, now).await?);
+    never_cache(&mut response, now);
+    vary_cookie(&mut response);
+    Ok(response)
+}
+
+/// Unknown paths: `APPEND_SLASH`'s 301 when the path plus `/` is a page, otherwise 404.
+pub async fn not_found(State(app): State<AppState>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    let path = uri.path();
+    let is_upgrade = headers.contains_key(header::UPGRADE);
+    if !is_upgrade
+        && (method == Method::GET || method == Method::HEAD)
+        && !path.ends_with('/')
+        && ["/accounts/login", "/accounts/logout"].contains(&path)
+    {
+        let location = match uri.query() {
+            Some(q) => format!("{path}/?{q}"),
+            None => format!("{path}/"),
+        };
+        return redirect(StatusCode::MOVED_PERMANENTLY, &location);
+    }
+    let body = app
+        .templates
+        .render("404.html", context! {})
+        .unwrap_or_else(|_| "Not Found".to_string());
+    (StatusCode::NOT_FOUND, Html(body)).into_response()
+}

@@ -1,0 +1,64 @@
+//! What Django's `SecurityMiddleware`, `CommonMiddleware` (host validation) and
+//! `XFrameOptionsMiddleware` do for every response, and the WebSocket `Origin` rule.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::django::hosts;
+use crate::web::AppState;
+use crate::web::error::WebError;
+
+/// Rejects a `Host` outside `ALLOWED_HOSTS` with 400 (Django's `DisallowedHost`), then adds
+/// Django's default security headers to the response.
+pub async fn django_middleware(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !host_allowed(&app, host) {
+        return WebError::DisallowedHost(host.chars().take(200).collect()).into_response();
+    }
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("x-frame-options", "DENY"),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "same-origin"),
+        ("cross-origin-opener-policy", "same-origin"),
+    ] {
+        headers
+            .entry(HeaderName::from_static(name))
+            .or_insert(HeaderValue::from_static(value));
+    }
+    response
+}
+
+fn host_allowed(app: &AppState, host: &str) -> bool {
+    hosts::is_valid_host_header(host)
+        && hosts::is_allowed_host(host, &app.settings.allowed_hosts, app.settings.debug)
+}
+
+/// A browser's WebSocket `Origin` must name one of `ALLOWED_HOSTS` (Channels'
+/// `AllowedHostsOriginValidator` rule) or an exact `CSRF_TRUSTED_ORIGINS` entry. No header
+/// (a non-browser client) is allowed: such a client still needs a valid session cookie.
+pub fn websocket_origin_allowed(app: &AppState, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let settings = &app.settings;
+    if settings.csrf_trusted_origins.iter().any(|o| o == origin) {
+        return true;
+    }
+    let allowed: Vec<String> = if settings.debug && settings.allowed_hosts.is_empty() {
+        vec![".localhost".into(), "127.0.0.1".into(), "[::1]".into()]
+    } else {
+        settings.allowed_hosts.clone()
+    };
+    hosts::origin_allowed(origin, &allowed)
+}

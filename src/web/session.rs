@@ -1,0 +1,215 @@
+//! Django's session for one request: load from the cookie with the configured engine, resolve
+//! the user like `django.contrib.auth.get_user` (django-internals §5.3), log in and out like
+//! `login()`/`logout()` (§5.4, §5.5), and write the `Set-Cookie` the middleware would (§4.2).
+
+use chrono::{DateTime, Utc};
+
+use crate::config::SessionEngine;
+use crate::django::cookies::{self, CookieOptions};
+use crate::django::sessions::{
+    self, AuthHashCheck, MODEL_BACKEND, SESSION_SALT, SIGNED_COOKIES_SALT, SessionData,
+};
+use crate::store::{StoreError, User};
+use crate::web::AppState;
+
+/// The request's session, with what must happen to its cookie at the end.
+pub struct Session {
+    /// db engine: the row's key; `None` = no row yet (or flushed).
+    key: Option<String>,
+    pub data: SessionData,
+    had_cookie: bool,
+    modified: bool,
+}
+
+impl Session {
+    /// Reads the session named by the request's cookie. Missing, expired, tampered or
+    /// undecodable sessions are empty (Django's behaviour); only database trouble is an error.
+    pub async fn load(
+        app: &AppState,
+        cookie_headers: &[&str],
+        now: DateTime<Utc>,
+    ) -> Result<Session, StoreError> {
+        let settings = &app.settings;
+        let value = cookies::get(cookie_headers.iter().copied(), &settings.session_cookie_name);
+        let had_cookie = value.is_some();
+        let keys = app.secret_keys();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let ts = now.timestamp().max(0) as u64;
+        let mut session = Session {
+            key: None,
+            data: SessionData::default(),
+            had_cookie,
+            modified: false,
+        };
+        let Some(value) = value else {
+            return Ok(session);
+        };
+        match settings.session_engine {
+            SessionEngine::Db => {
+                if let Some(text) = app.store.load_session(&value, now).await? {
+                    // A row that does not decode is an empty session that keeps its key.
+                    session.data =
+                        sessions::decode(&text, &keys, SESSION_SALT, None, ts).unwrap_or_default();
+                    session.key = Some(value);
+                }
+            }
+            SessionEngine::SignedCookies => {
+                let max_age = Some(settings.session_cookie_age);
+                session.data = sessions::decode(&value, &keys, SIGNED_COOKIES_SALT, max_age, ts)
+                    .unwrap_or_default();
+            }
+        }
+        Ok(session)
+    }
+
+    /// `get_user(request)` for HTTP: the authenticated user, or `None`. A wrong auth hash
+    /// flushes the session; a hash made with a fallback key cycles the key and stores the
+    /// current hash (django-internals §5.3).
+    pub async fn user(&mut self, app: &AppState) -> Result<Option<User>, StoreError> {
+        let (user, check) = resolve_user(app, &self.data).await?;
+        match (user, check) {
+            (Some(user), AuthHashCheck::Current) => Ok(Some(user)),
+            (Some(user), AuthHashCheck::Fallback) => {
+                self.cycle_key(app).await?;
+                let hash = sessions::session_auth_hash(&user.password, app.settings.secret());
+                self.data.set_auth_hash(&hash);
+                self.modified = true;
+                Ok(Some(user))
+            }
+            (Some(_), AuthHashCheck::Mismatch) => {
+                self.flush(app).await?;
+                Ok(None)
+            }
+            (None, _) => Ok(None),
+        }
+    }
+
+    /// `login(request, user)` (django-internals §5.4).
+    pub async fn login(&mut self, app: &AppState, user: &User) -> Result<(), StoreError> {
+        let hash = sessions::session_auth_hash(&user.password, app.settings.secret());
+        if let Some(current) = self.data.user_id() {
+            let same_hash = self
+                .data
+                .auth_hash()
+                .is_some_and(|h| crate::django::crypto::constant_time_eq(h.as_bytes(), hash.as_bytes()));
+            if current != user.id || !same_hash {
+                self.flush(app).await?;
+            }
+        } else {
+            self.cycle_key(app).await?;
+        }
+        self.data.set_login(user.id, &hash);
+        self.modified = true;
+        Ok(())
+    }
+
+    /// `session.flush()`: forget the data, delete the row, drop the key.
+    pub async fn flush(&mut self, app: &AppState) -> Result<(), StoreError> {
+        self.data = SessionData::default();
+        if let Some(key) = self.key.take() {
+            app.store.delete_session(&key).await?;
+        }
+        self.modified = true;
+        Ok(())
+    }
+
+    /// `cycle_key()`: same data under a new key; the old row is deleted (the new row is
+    /// written by [`Session::finish`]).
+    async fn cycle_key(&mut self, app: &AppState) -> Result<(), StoreError> {
+        if let Some(key) = self.key.take() {
+            app.store.delete_session(&key).await?;
+        }
+        self.modified = true;
+        Ok(())
+    }
+
+    /// Saves a modified session and returns the `Set-Cookie` header value to send, if any
+    /// (SessionMiddleware.process_response, django-internals §4.2).
+    pub async fn finish(
+        mut self,
+        app: &AppState,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        let settings = &app.settings;
+        if self.data.is_empty() {
+            if self.had_cookie && self.key.is_none() && self.modified {
+                return Ok(Some(cookies::delete_cookie(
+                    &settings.session_cookie_name,
+                    settings.session_cookie_domain.as_deref(),
+                    settings.session_cookie_secure,
+                )));
+            }
+            return Ok(None);
+        }
+        if !self.modified {
+            return Ok(None);
+        }
+        let age = settings.session_cookie_age;
+        let expire = now + chrono::Duration::seconds(age.min(i64::MAX as u64 / 4) as i64);
+        let ts = now.timestamp().max(0) as u64;
+        let value = match settings.session_engine {
+            SessionEngine::Db => {
+                let data = sessions::encode(&self.data, settings.secret(), SESSION_SALT, ts);
+                let saved = match &self.key {
+                    Some(key) => app.store.update_session(key, &data, expire).await?,
+                    None => false,
+                };
+                if !saved {
+                    // New key; on the (astronomically unlikely) collision, pick another.
+                    loop {
+                        let key = sessions::new_session_key();
+                        if app.store.insert_session(&key, &data, expire).await? {
+                            self.key = Some(key);
+                            break;
+                        }
+                    }
+                }
+                self.key.clone().unwrap_or_default()
+            }
+            SessionEngine::SignedCookies => {
+                sessions::encode(&self.data, settings.secret(), SIGNED_COOKIES_SALT, ts)
+            }
+        };
+        let opts = CookieOptions {
+            max_age: Some(age),
+            domain: settings.session_cookie_domain.as_deref(),
+            secure: settings.session_cookie_secure,
+            http_only: true,
+        };
+        Ok(Some(cookies::set_cookie(
+            &settings.session_cookie_name,
+            &value,
+            &opts,
+            now,
+        )))
+    }
+}
+
+/// The user a session names and how its auth hash compares, without side effects. Anonymous
+/// (`None`) when keys are missing, the backend is not ModelBackend, the user is gone or
+/// inactive (§5.3; an inactive user's session is not flushed).
+pub async fn resolve_user(
+    app: &AppState,
+    data: &SessionData,
+) -> Result<(Option<User>, AuthHashCheck), StoreError> {
+    let (Some(id), Some(backend)) = (data.user_id(), data.backend()) else {
+        return Ok((None, AuthHashCheck::Mismatch));
+    };
+    if backend != MODEL_BACKEND {
+        return Ok((None, AuthHashCheck::Mismatch));
+    }
+    let Some(user) = app.store.user_by_id(id).await? else {
+        return Ok((None, AuthHashCheck::Mismatch));
+    };
+    if !user.is_active {
+        return Ok((None, AuthHashCheck::Mismatch));
+    }
+    let stored = data.auth_hash().unwrap_or_default();
+    let check = sessions::check_auth_hash(
+        &stored,
+        &user.password,
+        app.settings.secret(),
+        &app.settings.fallback_secrets(),
+    );
+    Ok((Some(user), check))
+}

@@ -1,0 +1,191 @@
+//! `/chat/stream/`: the WebSocket endpoint (spec §4).
+//!
+//! The handshake authenticates like Channels' `AuthMiddlewareStack` (cookie → session →
+//! `get_user`) and refuses anonymous users with HTTP 403 before any socket exists (§4.2). A
+//! browser `Origin` must belong to this site (closing cross-site WebSocket hijacking).
+//!
+//! Each connection is one task that handles, strictly in order, its inbound frames and its
+//! outbound queue. Queued frames are written in batches and flushed once per batch. This file
+//! is also the one place that decides which failures are answered and which close the socket:
+//!
+//! | what | answer |
+//! |---|---|
+//! | malformed or unknown command, bad room | `{"error": CODE}` reply, socket stays open |
+//! | binary frame | close 1003 |
+//! | frame over `WS_MAX_MESSAGE_BYTES` | close 1009 |
+//! | invalid UTF-8 / protocol violation | close 1007 / 1002 |
+//! | outbound queue full (client too slow) | close 1013 |
+//! | no traffic for 50 s (ping every 20 s unanswered, like Daphne) | connection dropped |
+//! | server shutting down | close 1001 |
+//!
+//! Whatever ends a connection, the leave procedure runs for every joined room (§4.11).
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use futures_util::SinkExt;
+use tokio::time::Instant;
+
+use crate::chat::consumer::{Consumer, UserSnapshot};
+use crate::chat::protocol::Frame;
+use crate::django::sessions::AuthHashCheck;
+use crate::fanout::{self, CLOSE_SLOW_CONSUMER, Inbox};
+use crate::store::{StoreError, User};
+use crate::web::error::WebError;
+use crate::web::pages::cookie_headers;
+use crate::web::session::{Session, resolve_user};
+use crate::web::{AppState, security};
+
+/// Daphne's keep-alive: a ping every 20 s, and a peer silent for 30 s more is dropped.
+const PING_INTERVAL: Duration = Duration::from_secs(20);
+const PING_TIMEOUT: Duration = Duration::from_secs(30);
+/// Frames written before one flush.
+const MAX_BATCH: usize = 64;
+/// Per-socket buffers: small, since most frames are ~100 bytes (tungstenite defaults to 128 KiB).
+const READ_BUFFER: usize = 4 * 1024;
+const WRITE_BUFFER: usize = 8 * 1024;
+
+/// The handshake: Origin, then the session's user; anonymous → 403 with an empty body.
+pub async fn handshake(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if !security::websocket_origin_allowed(&app, &headers) {
+        tracing::warn!(origin = ?headers.get("origin"), "WebSocket refused: foreign Origin");
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let user = match authenticate(&app, &headers).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return StatusCode::FORBIDDEN.into_response(),
+        Err(e) => return WebError::Store(e).into_response(),
+    };
+    let max = app.settings.ws_max_message_bytes;
+    upgrade
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(WRITE_BUFFER + max + 1024)
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| run(app, socket, user))
+}
+
+/// Channels' `get_user`: the session's user if the auth hash matches (a fallback key counts,
+/// and nothing is saved, as WebSockets never save sessions); a mismatch flushes the session,
+/// as Channels does (django-internals §8).
+async fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<Option<User>, StoreError> {
+    let now = Utc::now();
+    let mut session = Session::load(app, &cookie_headers(headers), now).await?;
+    match resolve_user(app, &session.data).await? {
+        (Some(user), AuthHashCheck::Current | AuthHashCheck::Fallback) => Ok(Some(user)),
+        (Some(_), AuthHashCheck::Mismatch) => {
+            session.flush(app).await?;
+            Ok(None)
+        }
+        (None, _) => Ok(None),
+    }
+}
+
+/// Why the loop ended, and the close frame to send if any.
+type Close = Option<(u16, &'static str)>;
+
+async fn run(app: AppState, mut socket: WebSocket, user: User) {
+    let id = app.next_conn_id();
+    let (mailbox, mut inbox) = fanout::mailbox(id, app.settings.ws_outbound_queue);
+    let overflow = inbox.overflow_signal();
+    let snapshot = UserSnapshot {
+        id: user.id,
+        username: user.username,
+        is_staff: user.is_staff,
+    };
+    tracing::debug!(conn = id, user = %snapshot.username, "WebSocket open");
+    let mut consumer = Consumer::new(
+        snapshot,
+        app.rooms.clone(),
+        app.settings.notify_users_on_enter_or_leave_rooms,
+    );
+    let mut shutdown = app.shutdown.clone();
+    let mut ping = tokio::time::interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
+    let mut last_seen = Instant::now();
+
+    let close: Close = loop {
+        tokio::select! {
+            biased;
+            _ = overflow.wait() => break Some((CLOSE_SLOW_CONSUMER, "outbound queue full")),
+            _ = shutdown.changed() => break Some((1001, "server shutting down")),
+            Some(frame) = inbox.recv() => {
+                if write_batch(&mut socket, frame, &mut inbox).await.is_err() {
+                    break None;
+                }
+            }
+            msg = socket.recv() => {
+                last_seen = Instant::now();
+                match msg {
+                    Some(Ok(Message::Text(text))) => {
+                        let effects = consumer.receive(text.as_str()).await;
+                        fanout::apply(app.broker.as_ref(), &mailbox, effects);
+                    }
+                    Some(Ok(Message::Binary(_))) => break Some((1003, "binary frames are not supported")),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_))) | None => break None,
+                    Some(Err(e)) => break close_for(e),
+                }
+            }
+            _ = ping.tick() => {
+                if last_seen.elapsed() > PING_INTERVAL + PING_TIMEOUT {
+                    break None;
+                }
+                if socket.send(Message::Ping(bytes::Bytes::from_static(b"whisper!"))).await.is_err() {
+                    break None;
+                }
+            }
+        }
+    };
+
+    // Leave every joined room, whatever ended the connection (spec §4.11).
+    let effects = consumer.disconnect().await;
+    fanout::apply(app.broker.as_ref(), &mailbox, effects);
+    if let Some((code, reason)) = close {
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            socket.send(Message::Close(Some(frame))),
+        )
+        .await;
+    }
+    tracing::debug!(conn = id, ?close, "WebSocket closed");
+}
+
+/// Writes `first` and whatever else is queued (up to a batch), then flushes once.
+async fn write_batch(socket: &mut WebSocket, first: Frame, inbox: &mut Inbox) -> Result<(), axum::Error> {
+    socket.feed(Message::Text(first.into_inner())).await?;
+    for _ in 1..MAX_BATCH {
+        match inbox.try_recv() {
+            Some(frame) => socket.feed(Message::Text(frame.into_inner())).await?,
+            None => break,
+        }
+    }
+    socket.flush().await
+}
+
+/// The close to send after a read error, if the connection can still take one.
+fn close_for(err: axum::Error) -> Close {
+    use tungstenite::error::{CapacityError, Error};
+    match err.into_inner().downcast::<Error>() {
+        Ok(e) => match *e {
+            Error::Capacity(CapacityError::MessageTooLong { .. }) => Some((1009, "message too big")),
+            Error::Capacity(_) => Some((1009, "message too big")),
+            Error::Utf8(_) => Some((1007, "invalid UTF-8")),
+            Error::Protocol(_) => Some((1002, "protocol error")),
+            _ => None,
+        },
+        Err(_) => None,
+    }
+}
