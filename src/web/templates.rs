@@ -717,6 +717,12 @@ mod tests {
     }
 
     #[test]
+    fn templates_can_be_shared_across_tasks() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<Templates>();
+    }
+
+    #[test]
     fn path_that_is_a_file_is_rejected() {
         let file = tempfile::NamedTempFile::new().unwrap();
         assert!(matches!(
