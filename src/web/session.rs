@@ -132,7 +132,9 @@ impl Session {
     ) -> Result<Option<String>, StoreError> {
         let settings = &app.settings;
         if self.data.is_empty() {
-            if self.had_cookie && self.key.is_none() && self.modified {
+            // `session.is_empty()`: no row (missing, expired, flushed) and no data. A request
+            // that carried the cookie gets it deleted, modified or not.
+            if self.had_cookie && self.key.is_none() {
                 return Ok(Some(cookies::delete_cookie(
                     &settings.session_cookie_name,
                     settings.session_cookie_domain.as_deref(),
