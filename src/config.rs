@@ -77,12 +77,7 @@ pub fn redact_url(url: &str) -> String {
             } else {
                 user.to_string()
             };
-            format!(
-                "{}://{}{}",
-                &url[..scheme_end],
-                masked,
-                &rest[at..]
-            )
+            format!("{}://{}{}", &url[..scheme_end], masked, &rest[at..])
         }
         None => url.to_string(),
     }
@@ -113,7 +108,9 @@ impl DatabaseUrl {
         }
         for scheme in ["postgres://", "postgresql://", "pgsql://"] {
             if let Some(rest) = raw.strip_prefix(scheme) {
-                return Ok(DatabaseUrl::Postgres(Secret::new(format!("postgres://{rest}"))));
+                return Ok(DatabaseUrl::Postgres(Secret::new(format!(
+                    "postgres://{rest}"
+                ))));
             }
         }
         Err(format!(
@@ -221,7 +218,10 @@ fn parse_bool(name: &'static str, raw: &str) -> Result<bool, ConfigError> {
     match raw.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" | "" => Ok(false),
-        other => Err(invalid(name, format!("{other:?} is not a boolean (use true or false)"))),
+        other => Err(invalid(
+            name,
+            format!("{other:?} is not a boolean (use true or false)"),
+        )),
     }
 }
 
@@ -258,7 +258,9 @@ impl Settings {
             None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
         };
         let database_url = DatabaseUrl::parse(
-            get("DATABASE_URL").as_deref().unwrap_or("sqlite:///db.sqlite3"),
+            get("DATABASE_URL")
+                .as_deref()
+                .unwrap_or("sqlite:///db.sqlite3"),
             &base_dir,
         )
         .map_err(|e| invalid("DATABASE_URL", e))?;
@@ -290,14 +292,20 @@ impl Settings {
             None => 1.0,
         };
         if !(0.0..=86_400.0).contains(&room_cache_ttl) {
-            return Err(invalid("ROOM_CACHE_TTL", "must be between 0 and 86400 seconds"));
+            return Err(invalid(
+                "ROOM_CACHE_TTL",
+                "must be between 0 and 86400 seconds",
+            ));
         }
         let database_timeout: f64 = match get("DATABASE_TIMEOUT") {
             Some(v) => parse_num("DATABASE_TIMEOUT", &v)?,
             None => 5.0,
         };
         if !(0.01..=600.0).contains(&database_timeout) {
-            return Err(invalid("DATABASE_TIMEOUT", "must be between 0.01 and 600 seconds"));
+            return Err(invalid(
+                "DATABASE_TIMEOUT",
+                "must be between 0.01 and 600 seconds",
+            ));
         }
         let django_version = match get("DJANGO_VERSION") {
             Some(v) => v
@@ -317,9 +325,7 @@ impl Settings {
         };
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let settings = Settings {
-            secret_key: get("SECRET_KEY")
-                .filter(|s| !s.is_empty())
-                .map(Secret::new),
+            secret_key: get("SECRET_KEY").filter(|s| !s.is_empty()).map(Secret::new),
             secret_key_fallbacks: parse_list(get("SECRET_KEY_FALLBACKS").as_deref().unwrap_or(""))
                 .into_iter()
                 .map(Secret::new)
@@ -361,8 +367,15 @@ impl Settings {
             base_dir,
         };
         for name in [&settings.session_cookie_name, &settings.csrf_cookie_name] {
-            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b';' && b != b'=') {
-                return Err(invalid("SESSION_COOKIE_NAME/CSRF_COOKIE_NAME", format!("{name:?} is not a valid cookie name")));
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b';' && b != b'=')
+            {
+                return Err(invalid(
+                    "SESSION_COOKIE_NAME/CSRF_COOKIE_NAME",
+                    format!("{name:?} is not a valid cookie name"),
+                ));
             }
         }
         Ok(settings)
@@ -479,14 +492,32 @@ mod tests {
     fn database_url_forms() {
         let base = Path::new("/srv/app");
         let parse = |s| DatabaseUrl::parse(s, base).unwrap();
-        assert_eq!(parse("sqlite:///db.sqlite3"), DatabaseUrl::Sqlite("/srv/app/db.sqlite3".into()));
-        assert_eq!(parse("sqlite:////var/db/x.db"), DatabaseUrl::Sqlite("/var/db/x.db".into()));
-        assert_eq!(parse("sqlite:data.db"), DatabaseUrl::Sqlite("/srv/app/data.db".into()));
-        assert_eq!(parse("sqlite:data.db?mode=rwc"), DatabaseUrl::Sqlite("/srv/app/data.db".into()));
+        assert_eq!(
+            parse("sqlite:///db.sqlite3"),
+            DatabaseUrl::Sqlite("/srv/app/db.sqlite3".into())
+        );
+        assert_eq!(
+            parse("sqlite:////var/db/x.db"),
+            DatabaseUrl::Sqlite("/var/db/x.db".into())
+        );
+        assert_eq!(
+            parse("sqlite:data.db"),
+            DatabaseUrl::Sqlite("/srv/app/data.db".into())
+        );
+        assert_eq!(
+            parse("sqlite:data.db?mode=rwc"),
+            DatabaseUrl::Sqlite("/srv/app/data.db".into())
+        );
         assert_eq!(parse("sqlite://:memory:"), DatabaseUrl::SqliteMemory);
         assert_eq!(parse("sqlite::memory:"), DatabaseUrl::SqliteMemory);
-        assert!(matches!(parse("postgres://u:p@h:5432/n"), DatabaseUrl::Postgres(_)));
-        assert!(matches!(parse("postgresql://h/n"), DatabaseUrl::Postgres(_)));
+        assert!(matches!(
+            parse("postgres://u:p@h:5432/n"),
+            DatabaseUrl::Postgres(_)
+        ));
+        assert!(matches!(
+            parse("postgresql://h/n"),
+            DatabaseUrl::Postgres(_)
+        ));
         assert!(DatabaseUrl::parse("mysql://h/n", base).is_err());
     }
 
@@ -502,7 +533,10 @@ mod tests {
         assert!(!shown.contains("topsecret"), "{shown}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(!shown.contains(":pw@"), "{shown}");
-        assert_eq!(s.database_url.to_string(), "postgres://bob:********@db:5432/chat");
+        assert_eq!(
+            s.database_url.to_string(),
+            "postgres://bob:********@db:5432/chat"
+        );
     }
 
     #[test]
@@ -524,7 +558,9 @@ mod tests {
     fn bad_values_are_named() {
         let err = settings(&[("DEBUG", "maybe")]).unwrap_err().to_string();
         assert!(err.contains("DEBUG"), "{err}");
-        let err = settings(&[("CSRF_TRUSTED_ORIGINS", "example.com")]).unwrap_err().to_string();
+        let err = settings(&[("CSRF_TRUSTED_ORIGINS", "example.com")])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("scheme"), "{err}");
         let err = settings(&[("SESSION_ENGINE", "django.contrib.sessions.backends.cache")])
             .unwrap_err()

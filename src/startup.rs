@@ -59,12 +59,27 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let state = build(settings, stop_rx).await?;
-    let app = web::router(state);
+    let app = web::router(state.clone());
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
         })
         .await
-        .context("server error")
+        .context("server error")?;
+    // Upgraded sockets outlive hyper's connection tracking: give them time to send their
+    // leave notices and close frames.
+    if tokio::time::timeout(SOCKET_DRAIN, state.sockets_drained())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = state.open_sockets(),
+            "sockets still open at shutdown"
+        );
+    }
+    Ok(())
 }
+
+/// How long shutdown waits for open sockets to close.
+const SOCKET_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);

@@ -16,20 +16,52 @@ async fn worked_session_bytes() {
     let mut dana = server.ws_for(dana_id).await;
     let mut sam = server.ws_for(sam_id).await;
 
-    assert_eq!(dana.call(r#"{"command": "join", "room": "12"}"#).await, r#"{"join": "12", "title": "Book club"}"#);
-    assert_eq!(sam.call(r#"{"command": "join", "room": "12"}"#).await, r#"{"join": "12", "title": "Book club"}"#);
-    assert_eq!(dana.recv().await, r#"{"msg_type": 4, "room": "12", "username": "sam"}"#);
     assert_eq!(
-        sam.call(r#"{"command": "send", "room": "12", "message": "hello \u00e9"}"#).await,
+        dana.call(r#"{"command": "join", "room": "12"}"#).await,
+        r#"{"join": "12", "title": "Book club"}"#
+    );
+    assert_eq!(
+        sam.call(r#"{"command": "join", "room": "12"}"#).await,
+        r#"{"join": "12", "title": "Book club"}"#
+    );
+    assert_eq!(
+        dana.recv().await,
+        r#"{"msg_type": 4, "room": "12", "username": "sam"}"#
+    );
+    assert_eq!(
+        sam.call(r#"{"command": "send", "room": "12", "message": "hello \u00e9"}"#)
+            .await,
         r#"{"msg_type": 0, "room": "12", "username": "sam", "message": "hello \u00e9"}"#
     );
-    assert_eq!(dana.recv().await, r#"{"msg_type": 0, "room": "12", "username": "sam", "message": "hello \u00e9"}"#);
-    assert_eq!(sam.call(r#"{"command": "join", "room": "13"}"#).await, r#"{"error": "ROOM_ACCESS_DENIED"}"#);
-    assert_eq!(sam.call(r#"{"command": "send", "room": "13", "message": "let me in"}"#).await, r#"{"error": "ROOM_ACCESS_DENIED"}"#);
-    assert_eq!(sam.call(r#"{"command": "join", "room": "404"}"#).await, r#"{"error": "ROOM_INVALID"}"#);
-    assert_eq!(dana.call(r#"{"command": "leave", "room": "12"}"#).await, r#"{"leave": "12"}"#);
-    assert_eq!(dana.recv().await, r#"{"msg_type": 5, "room": "12", "username": "dana"}"#);
-    assert_eq!(sam.recv().await, r#"{"msg_type": 5, "room": "12", "username": "dana"}"#);
+    assert_eq!(
+        dana.recv().await,
+        r#"{"msg_type": 0, "room": "12", "username": "sam", "message": "hello \u00e9"}"#
+    );
+    assert_eq!(
+        sam.call(r#"{"command": "join", "room": "13"}"#).await,
+        r#"{"error": "ROOM_ACCESS_DENIED"}"#
+    );
+    assert_eq!(
+        sam.call(r#"{"command": "send", "room": "13", "message": "let me in"}"#)
+            .await,
+        r#"{"error": "ROOM_ACCESS_DENIED"}"#
+    );
+    assert_eq!(
+        sam.call(r#"{"command": "join", "room": "404"}"#).await,
+        r#"{"error": "ROOM_INVALID"}"#
+    );
+    assert_eq!(
+        dana.call(r#"{"command": "leave", "room": "12"}"#).await,
+        r#"{"leave": "12"}"#
+    );
+    assert_eq!(
+        dana.recv().await,
+        r#"{"msg_type": 5, "room": "12", "username": "dana"}"#
+    );
+    assert_eq!(
+        sam.recv().await,
+        r#"{"msg_type": 5, "room": "12", "username": "dana"}"#
+    );
     sam.close(1000).await;
     dana.expect_silence(200).await;
     server.stop().await;

@@ -103,8 +103,12 @@ pub fn parse_command(text: &str) -> Result<Command, ClientError> {
     };
     let mut take = |key: &str| obj.remove(key).ok_or(ClientError::BadRequest);
     match command.as_deref() {
-        Some("join") => Ok(Command::Join { room: take("room")? }),
-        Some("leave") => Ok(Command::Leave { room: take("room")? }),
+        Some("join") => Ok(Command::Join {
+            room: take("room")?,
+        }),
+        Some("leave") => Ok(Command::Leave {
+            room: take("room")?,
+        }),
         // Both keys are read before any check (spec §4.3 step 6).
         Some("send") => {
             let room = take("room")?;
@@ -193,27 +197,57 @@ mod tests {
 
     #[test]
     fn shapes_match_the_catalogue() {
-        assert_eq!(join_ack(12, "Book club").as_str(), r#"{"join": "12", "title": "Book club"}"#);
-        assert_eq!(join_ack(7, "Ärger ☃").as_str(), r#"{"join": "7", "title": "\u00c4rger \u2603"}"#);
+        assert_eq!(
+            join_ack(12, "Book club").as_str(),
+            r#"{"join": "12", "title": "Book club"}"#
+        );
+        assert_eq!(
+            join_ack(7, "Ärger ☃").as_str(),
+            r#"{"join": "7", "title": "\u00c4rger \u2603"}"#
+        );
         assert_eq!(leave_ack(12).as_str(), r#"{"leave": "12"}"#);
-        assert_eq!(ClientError::RoomAccessDenied.frame().as_str(), r#"{"error": "ROOM_ACCESS_DENIED"}"#);
+        assert_eq!(
+            ClientError::RoomAccessDenied.frame().as_str(),
+            r#"{"error": "ROOM_ACCESS_DENIED"}"#
+        );
         let r = room(r#""12""#);
         assert_eq!(
-            Event::Enter { room: &r, username: "dana" }.frame().as_str(),
+            Event::Enter {
+                room: &r,
+                username: "dana"
+            }
+            .frame()
+            .as_str(),
             r#"{"msg_type": 4, "room": "12", "username": "dana"}"#
         );
         assert_eq!(
-            Event::Leave { room: &r, username: "dana" }.frame().as_str(),
+            Event::Leave {
+                room: &r,
+                username: "dana"
+            }
+            .frame()
+            .as_str(),
             r#"{"msg_type": 5, "room": "12", "username": "dana"}"#
         );
         let m = room(r#""see you at noon""#);
         assert_eq!(
-            Event::Message { room: &r, username: "dana", message: &m }.frame().as_str(),
+            Event::Message {
+                room: &r,
+                username: "dana",
+                message: &m
+            }
+            .frame()
+            .as_str(),
             r#"{"msg_type": 0, "room": "12", "username": "dana", "message": "see you at noon"}"#
         );
         let raw = room("1.5");
         assert_eq!(
-            Event::Enter { room: &raw, username: "z\u{f6}e" }.frame().as_str(),
+            Event::Enter {
+                room: &raw,
+                username: "z\u{f6}e"
+            }
+            .frame()
+            .as_str(),
             r#"{"msg_type": 4, "room": 1.5, "username": "z\u00f6e"}"#
         );
     }
@@ -221,26 +255,43 @@ mod tests {
     #[test]
     fn decoding_follows_the_documented_replies() {
         use ClientError::*;
-        for bad in ["", "nope", "[1]", "\"join\"", "3", "null", r#"{"command": "join"}"#,
-            r#"{"command": "send", "room": "1"}"#, r#"{"command": "send", "message": "x"}"#,
-            r#"{"command": "join", "room": NaN}"#, r#"{"command": "send", "room": "1", "message": Infinity}"#,
-            "{\"command\": \"join\", \"room\": \"a\u{1}\"}"]
-        {
+        for bad in [
+            "",
+            "nope",
+            "[1]",
+            "\"join\"",
+            "3",
+            "null",
+            r#"{"command": "join"}"#,
+            r#"{"command": "send", "room": "1"}"#,
+            r#"{"command": "send", "message": "x"}"#,
+            r#"{"command": "join", "room": NaN}"#,
+            r#"{"command": "send", "room": "1", "message": Infinity}"#,
+            "{\"command\": \"join\", \"room\": \"a\u{1}\"}",
+        ] {
             assert_eq!(parse_command(bad), Err(BadRequest), "{bad:?}");
         }
-        for unknown in [r#"{"command": "JOIN", "room": "1"}"#, r#"{"room": "1"}"#, r#"{"command": 1}"#,
-            r#"{"command": "frobnicate"}"#]
-        {
+        for unknown in [
+            r#"{"command": "JOIN", "room": "1"}"#,
+            r#"{"room": "1"}"#,
+            r#"{"command": 1}"#,
+            r#"{"command": "frobnicate"}"#,
+        ] {
             assert_eq!(parse_command(unknown), Err(UnknownCommand), "{unknown:?}");
         }
         assert_eq!(
             parse_command(r#"{"command": "send", "room": 1, "message": {"b": 1, "a": 2}, "x": 0}"#),
-            Ok(Command::Send { room: room("1"), message: room(r#"{"b": 1, "a": 2}"#) })
+            Ok(Command::Send {
+                room: room("1"),
+                message: room(r#"{"b": 1, "a": 2}"#)
+            })
         );
         // Duplicate keys: the last value wins (Python dict semantics).
         assert_eq!(
             parse_command(r#"{"command": "leave", "command": "join", "room": "2"}"#),
-            Ok(Command::Join { room: room(r#""2""#) })
+            Ok(Command::Join {
+                room: room(r#""2""#)
+            })
         );
     }
 }

@@ -35,7 +35,10 @@ fn unquote(value: &str) -> String {
     while i < inner.len() {
         if inner[i] == b'\\' && i + 1 < inner.len() {
             let octal = inner.get(i + 1..i + 4);
-            if let Some(d) = octal.filter(|d| d.iter().all(|c| (b'0'..=b'3').contains(&d[0]) && (b'0'..=b'7').contains(c))) {
+            if let Some(d) = octal.filter(|d| {
+                d.iter()
+                    .all(|c| (b'0'..=b'3').contains(&d[0]) && (b'0'..=b'7').contains(c))
+            }) {
                 out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
                 i += 4;
             } else {
@@ -120,12 +123,19 @@ mod tests {
     #[test]
     fn set_cookie_matches_djangos_header() {
         let now = Utc.with_ymd_and_hms(2026, 11, 25, 12, 37, 0).unwrap();
-        let opts = CookieOptions { max_age: Some(1_209_600), http_only: true, ..Default::default() };
+        let opts = CookieOptions {
+            max_age: Some(1_209_600),
+            http_only: true,
+            ..Default::default()
+        };
         assert_eq!(
             set_cookie("sessionid", "t9loiob9m76gks7fsylz04ow2fujlpqf", &opts, now),
             "sessionid=t9loiob9m76gks7fsylz04ow2fujlpqf; expires=Wed, 09 Dec 2026 12:37:00 GMT; HttpOnly; Max-Age=1209600; Path=/; SameSite=Lax"
         );
-        let csrf = CookieOptions { max_age: Some(31_449_600), ..Default::default() };
+        let csrf = CookieOptions {
+            max_age: Some(31_449_600),
+            ..Default::default()
+        };
         assert_eq!(
             set_cookie("csrftoken", "DkbwGjJee5zBTjX0K2J55xTqEfrj8Dwo", &csrf, now),
             "csrftoken=DkbwGjJee5zBTjX0K2J55xTqEfrj8Dwo; expires=Wed, 24 Nov 2027 12:37:00 GMT; Max-Age=31449600; Path=/; SameSite=Lax"

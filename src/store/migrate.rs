@@ -271,8 +271,11 @@ impl Tx {
                 continue;
             }
             if !done.is_empty() {
-                let missing: Vec<&str> =
-                    known.iter().copied().filter(|n| !done.contains(n)).collect();
+                let missing: Vec<&str> = known
+                    .iter()
+                    .copied()
+                    .filter(|n| !done.contains(n))
+                    .collect();
                 return Err(StoreError::Migration(format!(
                     "app '{}' is partially migrated (recorded: {}; missing: {}). Refusing to \
                      guess: finish with Django's `manage.py migrate`.",
@@ -448,16 +451,30 @@ mod tests {
 
     #[test]
     fn sections_split_statements() {
-        let all: usize = ["django_migrations", "contenttypes", "auth", "admin", "chat", "sessions"]
-            .iter()
-            .map(|l| section(SQLITE_DDL, l).len())
-            .sum();
+        let all: usize = [
+            "django_migrations",
+            "contenttypes",
+            "auth",
+            "admin",
+            "chat",
+            "sessions",
+        ]
+        .iter()
+        .map(|l| section(SQLITE_DDL, l).len())
+        .sum();
         assert_eq!(all, 26);
         assert_eq!(section(SQLITE_DDL, "chat").len(), 1);
-        let pg: usize = ["django_migrations", "contenttypes", "auth", "admin", "chat", "sessions"]
-            .iter()
-            .map(|l| section(POSTGRES_DDL, l).len())
-            .sum();
+        let pg: usize = [
+            "django_migrations",
+            "contenttypes",
+            "auth",
+            "admin",
+            "chat",
+            "sessions",
+        ]
+        .iter()
+        .map(|l| section(POSTGRES_DDL, l).len())
+        .sum();
         assert_eq!(pg, 61);
         for stmt in section(POSTGRES_DDL, "auth") {
             assert!(stmt.ends_with(';'), "{stmt}");
@@ -467,7 +484,10 @@ mod tests {
 
     #[test]
     fn report_lines() {
-        assert_eq!(MigrateReport::default().lines(), ["  No migrations to apply."]);
+        assert_eq!(
+            MigrateReport::default().lines(),
+            ["  No migrations to apply."]
+        );
         let r = MigrateReport {
             applied: vec![("auth".into(), "0001_initial".into())],
             ..Default::default()

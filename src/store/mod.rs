@@ -59,7 +59,7 @@ mod rooms;
 mod sessions;
 mod users;
 
-pub use migrate::{MIGRATIONS, MigrateReport};
+pub use migrate::{MIGRATIONS, MigrateReport, app_labels};
 pub use rooms::{Room, RoomCache};
 pub use users::{NewUser, User};
 
@@ -131,10 +131,7 @@ fn is_unavailable(e: &sqlx::Error) -> bool {
         | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => {
             let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
-            if db
-                .try_downcast_ref::<sqlx::sqlite::SqliteError>()
-                .is_some()
-            {
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
                 // Primary result code: SQLITE_BUSY (5), SQLITE_LOCKED (6), SQLITE_IOERR (10),
                 // SQLITE_CANTOPEN (14).
                 matches!(code.parse::<i32>().map(|c| c & 0xff), Ok(5 | 6 | 10 | 14))
@@ -169,6 +166,22 @@ pub fn django_datetime_text(value: DateTime<Utc>) -> String {
     }
 }
 
+/// Opens and closes one connection, so a wrong URL or a refused connection is reported with
+/// its real cause (the pool would retry until its timeout and say only "timed out").
+async fn probe<C: sqlx::Connection>(
+    options: &C::Options,
+    timeout: Duration,
+) -> Result<(), StoreError> {
+    match tokio::time::timeout(timeout, C::connect_with(options)).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => Err(StoreError::Unavailable(sqlx::Error::PoolTimedOut)),
+    }
+}
+
 impl Store {
     /// Opens a pool on `url`.
     ///
@@ -192,6 +205,7 @@ impl Store {
                     .create_if_missing(create_if_missing)
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(5));
+                probe::<sqlx::SqliteConnection>(&opts, timeout).await?;
                 let pool = SqlitePoolOptions::new()
                     .max_connections(pool_size)
                     .acquire_timeout(timeout)
@@ -218,6 +232,7 @@ impl Store {
                 let opts = PgConnectOptions::from_str(secret.expose())
                     .map_err(StoreError::Database)?
                     .options([("TimeZone", "UTC")]);
+                probe::<sqlx::PgConnection>(&opts, timeout).await?;
                 let pool = PgPoolOptions::new()
                     .max_connections(pool_size)
                     .acquire_timeout(timeout)

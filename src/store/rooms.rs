@@ -183,7 +183,11 @@ impl RoomCache {
             let Some((old_id, old_fetched)) = inner.order.pop_front() else {
                 break;
             };
-            if inner.map.get(&old_id).is_some_and(|e| e.fetched == old_fetched) {
+            if inner
+                .map
+                .get(&old_id)
+                .is_some_and(|e| e.fetched == old_fetched)
+            {
                 inner.map.remove(&old_id);
             }
         }

@@ -47,6 +47,9 @@ pub struct Inner {
     /// Bounds the password checks running at once on the blocking pool.
     hashing: Semaphore,
     next_conn_id: AtomicU64,
+    /// Open WebSocket connections, so shutdown can wait for their leave notices.
+    open_sockets: AtomicU64,
+    sockets_closed: tokio::sync::Notify,
     /// Flips to `true` when the server shuts down; sockets then close with 1001.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -78,6 +81,8 @@ impl AppState {
             hasher,
             hashing,
             next_conn_id: AtomicU64::new(1),
+            open_sockets: AtomicU64::new(0),
+            sockets_closed: tokio::sync::Notify::new(),
             shutdown,
         }))
     }
@@ -93,9 +98,34 @@ impl AppState {
         self.next_conn_id.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// Counts an open socket until the guard is dropped.
+    pub fn socket_opened(&self) -> SocketGuard {
+        self.open_sockets.fetch_add(1, Ordering::AcqRel);
+        SocketGuard(self.clone())
+    }
+
+    pub fn open_sockets(&self) -> u64 {
+        self.open_sockets.load(Ordering::Acquire)
+    }
+
+    /// Waits until every socket has finished (after a shutdown signal they close with 1001).
+    pub async fn sockets_drained(&self) {
+        loop {
+            let notified = self.sockets_closed.notified();
+            if self.open_sockets() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     /// `check_password` off the async threads, at most `PASSWORD_HASHING_CONCURRENCY` at once:
     /// `(matches, rehashed value to store)`.
-    pub async fn check_password(&self, password: String, encoded: String) -> (bool, Option<String>) {
+    pub async fn check_password(
+        &self,
+        password: String,
+        encoded: String,
+    ) -> (bool, Option<String>) {
         let Ok(_permit) = self.hashing.acquire().await else {
             return (false, None);
         };
@@ -114,12 +144,27 @@ impl AppState {
     }
 }
 
+/// Keeps [`AppState::open_sockets`] honest whatever ends a connection task.
+pub struct SocketGuard(AppState);
+
+impl Drop for SocketGuard {
+    fn drop(&mut self) {
+        if self.0.open_sockets.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.sockets_closed.notify_waiters();
+        }
+    }
+}
+
 /// The application's routes and layers.
 pub fn router(state: AppState) -> Router {
-    let static_files = ServeDir::new(state.settings.static_dir()).append_index_html_on_directories(false);
+    let static_files =
+        ServeDir::new(state.settings.static_dir()).append_index_html_on_directories(false);
     Router::new()
         .route("/", get(pages::index))
-        .route("/accounts/login/", get(pages::login_form).post(pages::login_submit))
+        .route(
+            "/accounts/login/",
+            get(pages::login_form).post(pages::login_submit),
+        )
         .route("/accounts/logout/", any(pages::logout))
         .route("/chat/stream/", get(socket::handshake))
         .nest_service("/static", static_files)

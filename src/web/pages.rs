@@ -178,8 +178,12 @@ pub async fn login_submit(
     for (k, v) in form_urlencoded::parse(&body) {
         fields.insert(k.into_owned(), v.into_owned());
     }
-    csrf.check(&app, &headers, fields.get("csrfmiddlewaretoken").map(String::as_str))
-        .map_err(WebError::Csrf)?;
+    csrf.check(
+        &app,
+        &headers,
+        fields.get("csrfmiddlewaretoken").map(String::as_str),
+    )
+    .map_err(WebError::Csrf)?;
     let next = fields
         .get("next")
         .cloned()
@@ -235,7 +239,11 @@ pub async fn login_submit(
 
 /// `ModelBackend.authenticate`: the user if the password checks and the user is active. A
 /// correct password under outdated parameters is rehashed, as Django does.
-async fn authenticate(app: &AppState, username: &str, password: String) -> Result<Option<User>, WebError> {
+async fn authenticate(
+    app: &AppState,
+    username: &str,
+    password: String,
+) -> Result<Option<User>, WebError> {
     let Some(mut user) = app.store.user_by_username(username).await? else {
         app.run_dummy_hash().await;
         return Ok(None);
@@ -292,7 +300,12 @@ pub async fn logout(
 }
 
 /// Unknown paths: `APPEND_SLASH`'s 301 when the path plus `/` is a page, otherwise 404.
-pub async fn not_found(State(app): State<AppState>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+pub async fn not_found(
+    State(app): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     let path = uri.path();
     let is_upgrade = headers.contains_key(header::UPGRADE);
     if !is_upgrade

@@ -12,7 +12,11 @@ use crate::web::error::WebError;
 
 /// Rejects a `Host` outside `ALLOWED_HOSTS` with 400 (Django's `DisallowedHost`), then adds
 /// Django's default security headers to the response.
-pub async fn django_middleware(State(app): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn django_middleware(
+    State(app): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let host = request
         .headers()
         .get(header::HOST)

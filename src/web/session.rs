@@ -30,7 +30,10 @@ impl Session {
         now: DateTime<Utc>,
     ) -> Result<Session, StoreError> {
         let settings = &app.settings;
-        let value = cookies::get(cookie_headers.iter().copied(), &settings.session_cookie_name);
+        let value = cookies::get(
+            cookie_headers.iter().copied(),
+            &settings.session_cookie_name,
+        );
         let had_cookie = value.is_some();
         let keys = app.secret_keys();
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
@@ -88,10 +91,9 @@ impl Session {
     pub async fn login(&mut self, app: &AppState, user: &User) -> Result<(), StoreError> {
         let hash = sessions::session_auth_hash(&user.password, app.settings.secret());
         if let Some(current) = self.data.user_id() {
-            let same_hash = self
-                .data
-                .auth_hash()
-                .is_some_and(|h| crate::django::crypto::constant_time_eq(h.as_bytes(), hash.as_bytes()));
+            let same_hash = self.data.auth_hash().is_some_and(|h| {
+                crate::django::crypto::constant_time_eq(h.as_bytes(), hash.as_bytes())
+            });
             if current != user.id || !same_hash {
                 self.flush(app).await?;
             }

@@ -94,6 +94,7 @@ async fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<Option<User
 type Close = Option<(u16, &'static str)>;
 
 async fn run(app: AppState, mut socket: WebSocket, user: User) {
+    let _open = app.socket_opened();
     let id = app.next_conn_id();
     let (mailbox, mut inbox) = fanout::mailbox(id, app.settings.ws_outbound_queue);
     let overflow = inbox.overflow_signal();
@@ -164,7 +165,11 @@ async fn run(app: AppState, mut socket: WebSocket, user: User) {
 }
 
 /// Writes `first` and whatever else is queued (up to a batch), then flushes once.
-async fn write_batch(socket: &mut WebSocket, first: Frame, inbox: &mut Inbox) -> Result<(), axum::Error> {
+async fn write_batch(
+    socket: &mut WebSocket,
+    first: Frame,
+    inbox: &mut Inbox,
+) -> Result<(), axum::Error> {
     socket.feed(Message::Text(first.into_inner())).await?;
     for _ in 1..MAX_BATCH {
         match inbox.try_recv() {
@@ -180,7 +185,9 @@ fn close_for(err: axum::Error) -> Close {
     use tungstenite::error::{CapacityError, Error};
     match err.into_inner().downcast::<Error>() {
         Ok(e) => match *e {
-            Error::Capacity(CapacityError::MessageTooLong { .. }) => Some((1009, "message too big")),
+            Error::Capacity(CapacityError::MessageTooLong { .. }) => {
+                Some((1009, "message too big"))
+            }
             Error::Capacity(_) => Some((1009, "message too big")),
             Error::Utf8(_) => Some((1007, "invalid UTF-8")),
             Error::Protocol(_) => Some((1002, "protocol error")),

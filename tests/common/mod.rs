@@ -107,15 +107,19 @@ impl TestServer {
     pub async fn session_for_keys(&self, user_id: i64, key: &str, hash_key: &str) -> String {
         let user = self.store.user_by_id(user_id).await.unwrap().unwrap();
         let mut data = SessionData::default();
-        data.set_login(user_id, &sessions::session_auth_hash(&user.password, hash_key));
+        data.set_login(
+            user_id,
+            &sessions::session_auth_hash(&user.password, hash_key),
+        );
         let now = chrono::Utc::now();
         let text = sessions::encode(&data, key, SESSION_SALT, now.timestamp() as u64);
         let session_key = sessions::new_session_key();
-        assert!(self
-            .store
-            .insert_session(&session_key, &text, now + chrono::Duration::days(14))
-            .await
-            .unwrap());
+        assert!(
+            self.store
+                .insert_session(&session_key, &text, now + chrono::Duration::days(14))
+                .await
+                .unwrap()
+        );
         session_key
     }
 
@@ -130,7 +134,11 @@ impl TestServer {
     }
 
     /// Opens `/chat/stream/` with an optional session cookie and Origin.
-    pub async fn ws(&self, session: Option<&str>, origin: Option<&str>) -> Result<Ws, tungstenite::Error> {
+    pub async fn ws(
+        &self,
+        session: Option<&str>,
+        origin: Option<&str>,
+    ) -> Result<Ws, tungstenite::Error> {
         self.ws_path("/chat/stream/", session, origin).await
     }
 
@@ -140,14 +148,18 @@ impl TestServer {
         session: Option<&str>,
         origin: Option<&str>,
     ) -> Result<Ws, tungstenite::Error> {
-        let mut request = format!("ws://{}{}", self.addr, path).into_client_request().unwrap();
+        let mut request = format!("ws://{}{}", self.addr, path)
+            .into_client_request()
+            .unwrap();
         if let Some(key) = session {
             request
                 .headers_mut()
                 .insert("cookie", format!("sessionid={key}").parse().unwrap());
         }
         if let Some(origin) = origin {
-            request.headers_mut().insert("origin", origin.parse().unwrap());
+            request
+                .headers_mut()
+                .insert("origin", origin.parse().unwrap());
         }
         let (stream, _) = tokio_tungstenite::connect_async(request).await?;
         Ok(Ws { stream })
@@ -202,7 +214,10 @@ impl Ws {
     }
 
     pub async fn send_binary(&mut self, data: &[u8]) {
-        self.stream.send(Message::binary(data.to_vec())).await.unwrap();
+        self.stream
+            .send(Message::binary(data.to_vec()))
+            .await
+            .unwrap();
     }
 
     /// The next text frame (pings/pongs skipped); panics on timeout or close.
@@ -263,7 +278,8 @@ impl Ws {
             }))
             .await;
         // Drain until the server answers the close.
-        let _ = tokio::time::timeout(WAIT, async { while self.stream.next().await.is_some() {} }).await;
+        let _ =
+            tokio::time::timeout(WAIT, async { while self.stream.next().await.is_some() {} }).await;
     }
 }
 
