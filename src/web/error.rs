@@ -1,7 +1,17 @@
 //! The one place where errors become HTTP responses.
+//!
+//! [`WebError`] turns into a status and a plain body; [`render_error_pages`], a layer with
+//! access to the templates, then swaps in the project's page (`404.html`, `500.html`,
+//! `403_csrf.html`) where one exists, as Django's handlers do.
 
+use axum::body::Body;
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use minijinja::context;
+
+use crate::web::AppState;
 
 use crate::django::csrf::CsrfRejection;
 use crate::store::StoreError;
@@ -16,6 +26,8 @@ pub enum WebError {
     Csrf(CsrfRejection),
     #[error("bad request: {0}")]
     BadRequest(&'static str),
+    #[error("not found")]
+    NotFound,
     #[error("database: {0}")]
     Store(#[from] StoreError),
     #[error("template: {0}")]
@@ -27,15 +39,37 @@ impl WebError {
         match self {
             WebError::DisallowedHost(_) | WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::Csrf(_) => StatusCode::FORBIDDEN,
+            WebError::NotFound => StatusCode::NOT_FOUND,
             WebError::Store(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             WebError::Store(_) | WebError::Template(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
 
+/// Marks a response whose body a template should replace.
+#[derive(Clone)]
+struct ErrorPage {
+    template: &'static str,
+    reason: Option<String>,
+}
+
+impl WebError {
+    fn page(&self) -> Option<ErrorPage> {
+        let (template, reason) = match self {
+            WebError::Csrf(reason) => ("403_csrf.html", Some(reason.reason())),
+            WebError::NotFound => ("404.html", None),
+            WebError::Store(e) if e.is_unavailable() => return None,
+            WebError::Store(_) | WebError::Template(_) => ("500.html", None),
+            _ => return None,
+        };
+        Some(ErrorPage { template, reason })
+    }
+}
+
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let page = self.page();
         let body = match &self {
             WebError::DisallowedHost(_) | WebError::BadRequest(_) => {
                 tracing::warn!("{self}");
@@ -44,8 +78,12 @@ impl IntoResponse for WebError {
             }
             WebError::Csrf(reason) => {
                 tracing::warn!("Forbidden (CSRF): {reason}");
-                csrf_page(&reason.reason())
+                format!(
+                    "CSRF verification failed. Request aborted. {}",
+                    reason.reason()
+                )
             }
+            WebError::NotFound => "Not Found".to_string(),
             WebError::Store(e) if e.is_unavailable() => {
                 tracing::error!("database unavailable: {e}");
                 "<!doctype html>\n<html lang=\"en\">\n<head>\n  <title>Service Unavailable (503)</title>\n</head>\n<body>\n  <h1>Service Unavailable (503)</h1><p>The database cannot be reached. Please try again shortly.</p>\n</body>\n</html>\n".to_string()
@@ -65,23 +103,34 @@ impl IntoResponse for WebError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
+        if let Some(page) = page {
+            response.extensions_mut().insert(page);
+        }
         response
     }
 }
 
-fn csrf_page(reason: &str) -> String {
-    let mut escaped = String::with_capacity(reason.len());
-    for c in reason.chars() {
-        match c {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&#x27;"),
-            c => escaped.push(c),
+/// Renders the template page of an error response (the plain body stays if rendering fails).
+pub async fn render_error_pages(
+    State(app): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    let Some(page) = response.extensions_mut().remove::<ErrorPage>() else {
+        return response;
+    };
+    match app
+        .templates
+        .render(page.template, context! { reason => page.reason })
+    {
+        Ok(html) => {
+            let (parts, _) = response.into_parts();
+            Response::from_parts(parts, Body::from(html))
+        }
+        Err(e) => {
+            tracing::error!("cannot render {}: {e}", page.template);
+            response
         }
     }
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n  <meta charset=\"UTF-8\">\n  <title>403 Forbidden</title>\n</head>\n<body>\n  <h1>Forbidden <span>(403)</span></h1>\n  <p>CSRF verification failed. Request aborted.</p>\n  <p>{escaped}</p>\n</body>\n</html>\n"
-    )
 }

@@ -300,28 +300,18 @@ pub async fn logout(
 }
 
 /// Unknown paths: `APPEND_SLASH`'s 301 when the path plus `/` is a page, otherwise 404.
-pub async fn not_found(
-    State(app): State<AppState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
+pub async fn not_found(method: Method, uri: Uri, headers: HeaderMap) -> Result<Response, WebError> {
     let path = uri.path();
     let is_upgrade = headers.contains_key(header::UPGRADE);
     if !is_upgrade
         && (method == Method::GET || method == Method::HEAD)
-        && !path.ends_with('/')
         && ["/accounts/login", "/accounts/logout"].contains(&path)
     {
         let location = match uri.query() {
             Some(q) => format!("{path}/?{q}"),
             None => format!("{path}/"),
         };
-        return redirect(StatusCode::MOVED_PERMANENTLY, &location);
+        return Ok(redirect(StatusCode::MOVED_PERMANENTLY, &location));
     }
-    let body = app
-        .templates
-        .render("404.html", context! {})
-        .unwrap_or_else(|_| "Not Found".to_string());
-    (StatusCode::NOT_FOUND, Html(body)).into_response()
+    Err(WebError::NotFound)
 }

@@ -25,7 +25,15 @@ pub async fn django_middleware(
     if !host_allowed(&app, host) {
         return WebError::DisallowedHost(host.chars().take(200).collect()).into_response();
     }
+    // The request line, like Django's development server prints it.
+    let line = format!(
+        "\"{} {} {:?}\"",
+        request.method(),
+        request.uri(),
+        request.version()
+    );
     let mut response = next.run(request).await;
+    tracing::info!("{line} {}", response.status().as_u16());
     let headers = response.headers_mut();
     for (name, value) in [
         ("x-frame-options", "DENY"),
