@@ -1,4 +1,5 @@
-//! `pbkdf2_sha256` and `pbkdf2_sha1`: PBKDF2-HMAC with the encoded `algorithm$iterations$salt$hash`.
+//! `pbkdf2_sha256` and `pbkdf2_sha1`: PBKDF2-HMAC, encoded as
+//! `algorithm$iterations$salt$hash`.
 
 use base64::Engine as _;
 use base64::engine::general_purpose;
