@@ -44,6 +44,12 @@ pub fn group_name(room_id: i64) -> String {
     format!("room-{room_id}")
 }
 
+#[derive(Clone, Copy)]
+enum Notice {
+    Enter,
+    Leave,
+}
+
 pub struct Consumer {
     user: UserSnapshot,
     rooms_cache: RoomCache,
@@ -92,17 +98,7 @@ impl Consumer {
                 continue;
             };
             let group = group_name(room.id);
-            if self.notify {
-                let frame = Event::Leave {
-                    room: &raw,
-                    username: &self.user.username,
-                }
-                .frame();
-                effects.push(Effect::GroupSend {
-                    group: group.clone(),
-                    frame,
-                });
-            }
+            self.notice(&mut effects, &group, Notice::Leave, &raw);
             if self.subscribed.remove(&room.id) {
                 effects.push(Effect::GroupDiscard(group));
             }
@@ -111,6 +107,28 @@ impl Consumer {
             effects.push(Effect::GroupDiscard(group_name(id)));
         }
         effects
+    }
+
+    /// Publishes an enter or leave notice, when `NOTIFY_USERS_ON_ENTER_OR_LEAVE_ROOMS` is on.
+    fn notice(&self, effects: &mut Vec<Effect>, group: &str, kind: Notice, raw: &Value) {
+        if !self.notify {
+            return;
+        }
+        let username = &self.user.username;
+        let event = match kind {
+            Notice::Enter => Event::Enter {
+                room: raw,
+                username,
+            },
+            Notice::Leave => Event::Leave {
+                room: raw,
+                username,
+            },
+        };
+        effects.push(Effect::GroupSend {
+            group: group.to_string(),
+            frame: event.frame(),
+        });
     }
 
     /// `get_room_or_error` (spec §4.5).
@@ -135,17 +153,7 @@ impl Consumer {
         let key = RoomKey::from_value(&raw).map_err(|_| ClientError::RoomInvalid)?;
         let group = group_name(room.id);
         let mut effects = vec![Effect::Reply(protocol::join_ack(room.id, &room.title))];
-        if self.notify {
-            let frame = Event::Enter {
-                room: &raw,
-                username: &self.user.username,
-            }
-            .frame();
-            effects.push(Effect::GroupSend {
-                group: group.clone(),
-                frame,
-            });
-        }
+        self.notice(&mut effects, &group, Notice::Enter, &raw);
         self.rooms.entry(key).or_insert(raw);
         if self.subscribed.insert(room.id) {
             effects.push(Effect::GroupAdd(group));
@@ -158,17 +166,7 @@ impl Consumer {
         let group = group_name(room.id);
         // Membership is not checked: leaving a room never joined still notifies (spec §4.6).
         let mut effects = vec![Effect::Reply(protocol::leave_ack(room.id))];
-        if self.notify {
-            let frame = Event::Leave {
-                room: &raw,
-                username: &self.user.username,
-            }
-            .frame();
-            effects.push(Effect::GroupSend {
-                group: group.clone(),
-                frame,
-            });
-        }
+        self.notice(&mut effects, &group, Notice::Leave, &raw);
         if let Ok(key) = RoomKey::from_value(&raw) {
             self.rooms.shift_remove(&key);
         }

@@ -150,17 +150,20 @@ async fn run(app: AppState, mut socket: WebSocket, user: User) {
     // Leave every joined room, whatever ended the connection (spec §4.11).
     let effects = consumer.disconnect().await;
     fanout::apply(app.broker.as_ref(), &mailbox, effects);
-    if let Some((code, reason)) = close {
-        let frame = CloseFrame {
-            code,
-            reason: reason.into(),
-        };
-        let _ = tokio::time::timeout(
-            Duration::from_secs(5),
-            socket.send(Message::Close(Some(frame))),
-        )
-        .await;
-    }
+    let goodbye = async {
+        match close {
+            Some((code, reason)) => {
+                let frame = CloseFrame {
+                    code,
+                    reason: reason.into(),
+                };
+                socket.send(Message::Close(Some(frame))).await
+            }
+            // The peer closed (or vanished): push out the close reply tungstenite queued.
+            None => socket.flush().await,
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), goodbye).await;
     tracing::debug!(conn = id, ?close, "WebSocket closed");
 }
 
