@@ -1,0 +1,500 @@
+#!/usr/bin/env python
+"""Real Django as a test oracle for Whisper's interop suite (tests/interop.rs).
+
+    python compat/oracle.py SUBCOMMAND [options]
+
+Django is configured exactly like the compat project (multichat.settings: DATABASE_URL,
+SECRET_KEY, SECRET_KEY_FALLBACKS, SESSION_ENGINE, ... from the environment). Every subcommand
+prints ONE JSON object on stdout and exits 0; a failure prints {"error": ...} and exits 1.
+HTTP subcommands go through Django's test Client with CSRF checks enforced, i.e. through the
+real middleware, views and admin. `--cookie NAME=VALUE` may be repeated.
+
+Subcommands:
+  migrate                      Django's `migrate` (exit code, output)
+  migrate-check                `migrate --check` and `makemigrations --check --dry-run` codes
+  snapshot                     schema + migration/content-type/permission rows (for diffs)
+  create-user --username U --password P [--staff] [--superuser] [--inactive]
+              [--hasher NAME] [--iterations N] [--via create_user|createsuperuser|set_password]
+  user --username U            the auth_user row (password, flags, last_login)
+  check-password --username U --password P   user.check_password (saves an upgrade, as login)
+  set-password --username U --password P    user.set_password + save (ORM)
+  set-active --username U --active 0|1
+  login --username U --password P [--path /accounts/login/|/admin/login/]
+  get --path P [--cookie ...]  status, Location, body, Set-Cookie of a GET
+  admin-index [--cookie ...]   GET /admin/
+  logout [--cookie ...]        POST /accounts/logout/ (with a CSRF token)
+  admin-password-change --cookie ... --username U --password P   the admin's password form
+  session-decode --key K       the session's dict (db row or signed cookie), or null
+  session-set --key K --name N --value V   adds a key to a session; prints the (new) key
+  session-expire --key K       moves a db session's expire_date into the past
+  room-create --title T [--staff-only] | room-rename --id N --title T
+  room-set-staff --id N --staff-only 0|1 | room-delete --id N | rooms
+  serve                        reads one JSON array of arguments per stdin line (a subcommand
+                               and its options) and answers each with one JSON line: one
+                               Django start-up for a whole test
+"""
+import argparse
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "multichat.settings")
+
+
+def setup():
+    import django
+    from django.conf import settings
+
+    django.setup()
+    # The test Client sends Host: testserver (Django's test runner allows it the same way).
+    if "testserver" not in settings.ALLOWED_HOSTS and "*" not in settings.ALLOWED_HOSTS:
+        settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
+
+
+def manage(*args):
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "manage.py"), *args],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+    )
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def client(cookies=()):
+    from django.test import Client
+
+    c = Client(enforce_csrf_checks=True)
+    for item in cookies or ():
+        name, _, value = item.partition("=")
+        c.cookies[name] = value
+    return c
+
+
+def response_json(resp, body_limit=20000):
+    set_cookies = {}
+    for name, morsel in resp.cookies.items():
+        set_cookies[name] = {
+            "value": morsel.value,
+            "max_age": morsel["max-age"],
+            "expires": morsel["expires"],
+        }
+    body = resp.content.decode("utf-8", "replace")
+    return {
+        "status": resp.status_code,
+        "location": resp.get("Location"),
+        "set_cookies": set_cookies,
+        "body": body[:body_limit],
+    }
+
+
+def csrf_pair():
+    """A CSRF cookie secret and the same value as form token (Django accepts the bare secret)."""
+    from django.utils.crypto import get_random_string
+
+    secret = get_random_string(32)
+    return secret, secret
+
+
+def get_user(username):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.get(username=username)
+
+
+def user_json(user):
+    return {
+        "id": user.pk,
+        "username": user.username,
+        "password": user.password,
+        "is_active": user.is_active,
+        "is_staff": user.is_staff,
+        "is_superuser": user.is_superuser,
+        "last_login": user.last_login.isoformat() if user.last_login else None,
+    }
+
+
+def encode_password(password, hasher_name=None, iterations=None):
+    from django.contrib.auth.hashers import get_hasher, make_password
+
+    if iterations is None:
+        return make_password(password, hasher=hasher_name or "default")
+    hasher = get_hasher(hasher_name or "default")
+    if not hasattr(hasher, "iterations"):
+        raise ValueError("--iterations applies to pbkdf2 hashers only")
+    # Same algorithm at another work factor: what an older Django (or a hand-made hash) left.
+    return hasher.encode(password, hasher.salt(), iterations=iterations)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def cmd_migrate(a):
+    code, out = manage("migrate", "--noinput")
+    return {"code": code, "output": out}
+
+
+def cmd_migrate_check(a):
+    m_code, m_out = manage("migrate", "--check")
+    mm_code, mm_out = manage("makemigrations", "--check", "--dry-run")
+    return {
+        "migrate_check": m_code,
+        "migrate_output": m_out,
+        "makemigrations_check": mm_code,
+        "makemigrations_output": mm_out,
+    }
+
+
+def cmd_snapshot(a):
+    from django.db import connection
+
+    out = {"vendor": connection.vendor}
+    with connection.cursor() as cur:
+        if connection.vendor == "sqlite":
+            cur.execute(
+                "SELECT type, name, tbl_name, sql FROM sqlite_master "
+                "WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name"
+            )
+            out["schema"] = [list(r) for r in cur.fetchall()]
+        else:
+            cur.execute(
+                "SELECT table_name, column_name, data_type, character_maximum_length, "
+                "is_nullable, column_default, is_identity, identity_generation "
+                "FROM information_schema.columns WHERE table_schema = 'public' "
+                "ORDER BY table_name, column_name"
+            )
+            out["columns"] = [list(r) for r in cur.fetchall()]
+            cur.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' "
+                "ORDER BY indexname"
+            )
+            out["indexes"] = [list(r) for r in cur.fetchall()]
+            cur.execute(
+                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE connamespace = 'public'::regnamespace ORDER BY conname"
+            )
+            out["constraints"] = [list(r) for r in cur.fetchall()]
+        cur.execute("SELECT id, app, name, applied FROM django_migrations ORDER BY id")
+        out["migrations"] = [[r[0], r[1], r[2], str(r[3])] for r in cur.fetchall()]
+        cur.execute("SELECT id, app_label, model FROM django_content_type ORDER BY id")
+        out["content_types"] = [list(r) for r in cur.fetchall()]
+        cur.execute(
+            "SELECT id, content_type_id, codename, name FROM auth_permission ORDER BY id"
+        )
+        out["permissions"] = [list(r) for r in cur.fetchall()]
+    return out
+
+
+def cmd_create_user(a):
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    User = get_user_model()
+    superuser = a.superuser
+    staff = a.staff or superuser
+    if a.via == "createsuperuser":
+        # The management command, non-interactive (reads DJANGO_SUPERUSER_PASSWORD).
+        os.environ["DJANGO_SUPERUSER_PASSWORD"] = a.password
+        with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
+            call_command(
+                "createsuperuser",
+                interactive=False,
+                username=a.username,
+                email="%s@example.com" % a.username,
+            )
+        user = User.objects.get(username=a.username)
+        if a.hasher or a.iterations:
+            user.password = encode_password(a.password, a.hasher, a.iterations)
+            user.save(update_fields=["password"])
+    elif a.via == "set_password":
+        user = User(username=a.username, email="%s@example.com" % a.username)
+        user.is_staff, user.is_superuser = staff, superuser
+        user.set_password(a.password)
+        if a.hasher or a.iterations:
+            user.password = encode_password(a.password, a.hasher, a.iterations)
+        user.save()
+    else:
+        if a.hasher or a.iterations:
+            user = User.objects.create_user(
+                a.username, "%s@example.com" % a.username, None,
+                is_staff=staff, is_superuser=superuser,
+            )
+            user.password = encode_password(a.password, a.hasher, a.iterations)
+            user.save(update_fields=["password"])
+        else:
+            user = User.objects.create_user(
+                a.username, "%s@example.com" % a.username, a.password,
+                is_staff=staff, is_superuser=superuser,
+            )
+    if a.inactive:
+        user.is_active = False
+        user.save(update_fields=["is_active"])
+    user.refresh_from_db()
+    return user_json(user)
+
+
+def cmd_user(a):
+    return user_json(get_user(a.username))
+
+
+def cmd_check_password(a):
+    user = get_user(a.username)
+    before = user.password
+    ok = user.check_password(a.password)
+    user.refresh_from_db()
+    return {"ok": ok, "changed": user.password != before, "before": before, "after": user.password}
+
+
+def cmd_set_password(a):
+    user = get_user(a.username)
+    user.set_password(a.password)
+    user.save()
+    return user_json(user)
+
+
+def cmd_set_active(a):
+    user = get_user(a.username)
+    user.is_active = bool(int(a.active))
+    user.save(update_fields=["is_active"])
+    return user_json(user)
+
+
+def cmd_login(a):
+    from django.conf import settings
+
+    c = client()
+    page = c.get(a.path)
+    if page.status_code != 200:
+        return {"status": page.status_code, "step": "GET", **response_json(page)}
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode())
+    data = {"username": a.username, "password": a.password}
+    if token:
+        data["csrfmiddlewaretoken"] = token.group(1)
+    if a.path.startswith("/admin/"):
+        data["next"] = "/admin/"
+    resp = c.post(a.path, data)
+    out = response_json(resp, body_limit=2000)
+    morsel = resp.cookies.get(settings.SESSION_COOKIE_NAME)
+    out["session"] = morsel.value if morsel is not None and morsel.value else None
+    return out
+
+
+def cmd_get(a):
+    return response_json(client(a.cookie).get(a.path))
+
+
+def cmd_admin_index(a):
+    return response_json(client(a.cookie).get("/admin/"), body_limit=4000)
+
+
+def cmd_logout(a):
+    from django.conf import settings
+
+    c = client(a.cookie)
+    secret, token = csrf_pair()
+    c.cookies[settings.CSRF_COOKIE_NAME] = secret
+    return response_json(c.post("/accounts/logout/", {"csrfmiddlewaretoken": token}), 2000)
+
+
+def cmd_admin_password_change(a):
+    """The admin's "Change password" form for user U, posted by the session in --cookie."""
+    from django.conf import settings
+
+    user = get_user(a.username)
+    c = client(a.cookie)
+    path = "/admin/auth/user/%s/password/" % user.pk
+    page = c.get(path)
+    if page.status_code != 200:
+        return {"step": "GET", **response_json(page, 2000)}
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode())
+    resp = c.post(
+        path,
+        {
+            "csrfmiddlewaretoken": token.group(1),
+            "password1": a.password,
+            "password2": a.password,
+            "usable_password": "true",
+        },
+    )
+    out = response_json(resp, 4000)
+    user.refresh_from_db()
+    out["password_changed"] = user.check_password(a.password)
+    morsel = resp.cookies.get(settings.SESSION_COOKIE_NAME)
+    out["session"] = morsel.value if morsel is not None and morsel.value else None
+    return out
+
+
+def session_store(key):
+    from importlib import import_module
+
+    from django.conf import settings
+
+    return import_module(settings.SESSION_ENGINE).SessionStore(session_key=key)
+
+
+def cmd_session_decode(a):
+    from django.conf import settings
+
+    store = session_store(a.key)
+    data = store.load()
+    if settings.SESSION_ENGINE.endswith(".db") and not store.exists(a.key):
+        data = None
+    elif not data:
+        data = None
+    return {"data": data}
+
+
+def cmd_session_set(a):
+    store = session_store(a.key)
+    store.load()
+    store[a.name] = a.value
+    store.save()
+    return {"key": store.session_key}
+
+
+def cmd_session_expire(a):
+    from datetime import timedelta
+
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
+    n = Session.objects.filter(session_key=a.key).update(
+        expire_date=timezone.now() - timedelta(seconds=5)
+    )
+    return {"updated": n}
+
+
+def room_json(room):
+    return {"id": room.pk, "title": room.title, "staff_only": room.staff_only}
+
+
+def cmd_room_create(a):
+    from chat.models import Room
+
+    return room_json(Room.objects.create(title=a.title, staff_only=a.staff_only))
+
+
+def cmd_room_rename(a):
+    from chat.models import Room
+
+    room = Room.objects.get(pk=a.id)
+    room.title = a.title
+    room.save()
+    return room_json(room)
+
+
+def cmd_room_set_staff(a):
+    from chat.models import Room
+
+    room = Room.objects.get(pk=a.id)
+    room.staff_only = bool(int(a.staff_only))
+    room.save()
+    return room_json(room)
+
+
+def cmd_room_delete(a):
+    from chat.models import Room
+
+    deleted, _ = Room.objects.filter(pk=a.id).delete()
+    return {"deleted": deleted}
+
+
+def cmd_rooms(a):
+    from chat.models import Room
+
+    return {"rooms": [room_json(r) for r in Room.objects.order_by("title")]}
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="oracle.py", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def add(name, fn, *args):
+        sp = sub.add_parser(name)
+        sp.set_defaults(fn=fn)
+        for arg in args:
+            if arg == "cookie":
+                sp.add_argument("--cookie", action="append", default=[])
+            elif arg in ("staff", "superuser", "inactive", "staff-only-flag"):
+                sp.add_argument("--" + arg.replace("-flag", ""), action="store_true")
+            else:
+                sp.add_argument("--" + arg, required=arg not in ("hasher", "iterations", "via", "path"))
+        return sp
+
+    add("migrate", cmd_migrate)
+    add("migrate-check", cmd_migrate_check)
+    add("snapshot", cmd_snapshot)
+    sp = add("create-user", cmd_create_user, "username", "password", "staff", "superuser",
+             "inactive", "hasher", "via")
+    sp.add_argument("--iterations", type=int)
+    add("user", cmd_user, "username")
+    add("check-password", cmd_check_password, "username", "password")
+    add("set-password", cmd_set_password, "username", "password")
+    add("set-active", cmd_set_active, "username", "active")
+    sp = add("login", cmd_login, "username", "password")
+    sp.add_argument("--path", default="/accounts/login/")
+    add("get", cmd_get, "path", "cookie")
+    add("admin-index", cmd_admin_index, "cookie")
+    add("logout", cmd_logout, "cookie")
+    add("admin-password-change", cmd_admin_password_change, "cookie", "username", "password")
+    add("session-decode", cmd_session_decode, "key")
+    add("session-set", cmd_session_set, "key", "name", "value")
+    add("session-expire", cmd_session_expire, "key")
+    add("room-create", cmd_room_create, "title", "staff-only-flag")
+    add("room-rename", cmd_room_rename, "id", "title")
+    add("room-set-staff", cmd_room_set_staff, "id", "staff_only")
+    add("room-delete", cmd_room_delete, "id")
+    add("rooms", cmd_rooms)
+    return p
+
+
+def execute(argv):
+    """Runs one subcommand: (result or error object, ok)."""
+    try:
+        args = parser().parse_args(argv)
+        if args.cmd not in ("migrate", "migrate-check"):
+            setup()
+        return args.fn(args), True
+    except SystemExit as exc:  # argparse
+        return {"error": "bad arguments %r (exit %s)" % (argv, exc.code)}, False
+    except Exception as exc:  # reported as JSON so the Rust side can show it
+        import traceback
+
+        return {"error": "%s: %s" % (type(exc).__name__, exc),
+                "traceback": traceback.format_exc()}, False
+
+
+def serve():
+    out = sys.stdout
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        # Anything a command prints goes to stderr; stdout carries only the answers.
+        with redirect_stdout(sys.stderr):
+            result, _ = execute(json.loads(line))
+            from django.db import connections
+
+            connections.close_all()
+        out.write(json.dumps(result, default=str) + "\n")
+        out.flush()
+    return 0
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve"]:
+        return serve()
+    result, ok = execute(argv)
+    print(json.dumps(result, default=str))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
