@@ -828,8 +828,9 @@ async fn room_spellings(env: &Env, ck: &mut Check) {
     b.silence(c).await;
     a.silence(c).await;
     b.close(1000).await;
-    // bob's rooms set: "01", " 1 ", 1.5, True (1.0, 1.9, 1e0 are equal to it or... all raw).
-    // Every spelling in the set is announced; set order is arbitrary, compare as a multiset.
+    // bob's set holds one raw value per Python-distinct spelling ("01", " 1 ", 1.5, true (which
+    // 1e0, 1.0 and 1.000…1 equal, so true stays), "+1", 1.9, …, "1_0"): each is announced on
+    // close, in set order, so the notices are compared as a multiset.
     let mut py = Vec::new();
     let mut rs = Vec::new();
     loop {
