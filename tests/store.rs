@@ -2,14 +2,15 @@
 //! database on 127.0.0.1:5432, user `postgres`; a missing server fails these tests): users,
 //! sessions, rooms and the room cache.
 
+mod common;
+
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, TimeZone, Utc};
-use sqlx::{AssertSqlSafe, Connection, Executor};
 use whisper::config::{DatabaseUrl, Secret};
 use whisper::store::{Db, NewUser, RoomCache, Store, StoreError};
 
-const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+use common::pg::{Locale, PgDatabase};
 
 async fn sqlite_store(dir: &tempfile::TempDir) -> Store {
     let url = DatabaseUrl::Sqlite(dir.path().join("db.sqlite3"));
@@ -18,63 +19,6 @@ async fn sqlite_store(dir: &tempfile::TempDir) -> Store {
         .expect("open sqlite");
     store.migrate().await.expect("migrate sqlite");
     store
-}
-
-/// A migrated throw-away PostgreSQL database, dropped when the guard drops.
-struct PgDatabase {
-    name: String,
-}
-
-impl PgDatabase {
-    async fn create() -> (PgDatabase, Store) {
-        let mut admin = sqlx::PgConnection::connect(PG_ADMIN_URL)
-            .await
-            .expect("PostgreSQL must be running on 127.0.0.1:5432 with user postgres (trust auth)");
-        let name = format!(
-            "whisper_test_{}",
-            whisper::django::crypto::get_random_string(12, b"abcdefghijklmnopqrstuvwxyz0123456789")
-        );
-        admin
-            .execute(AssertSqlSafe(format!(
-                "CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' \
-                 LC_CTYPE 'C'"
-            )))
-            .await
-            .expect("create test database");
-        admin.close().await.ok();
-        let guard = PgDatabase { name };
-        let url = DatabaseUrl::Postgres(Secret::new(format!(
-            "postgres://postgres@127.0.0.1:5432/{}",
-            guard.name
-        )));
-        let store = Store::connect(&url, 4, Duration::from_secs(5), false)
-            .await
-            .expect("connect to test database");
-        store.migrate().await.expect("migrate postgres");
-        (guard, store)
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(mut admin) = sqlx::PgConnection::connect(PG_ADMIN_URL).await {
-                    let _ = admin
-                        .execute(AssertSqlSafe(format!(
-                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                        )))
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
 }
 
 async fn exec(store: &Store, sql: &'static str) {
@@ -446,35 +390,35 @@ async fn sqlite_missing_file_is_not_created() {
 
 #[tokio::test]
 async fn postgres_users() {
-    let (_db, store) = PgDatabase::create().await;
+    let (_db, store) = PgDatabase::with_store("test", Locale::C, true).await;
     users(&store).await;
     store.close().await;
 }
 
 #[tokio::test]
 async fn postgres_sessions() {
-    let (_db, store) = PgDatabase::create().await;
+    let (_db, store) = PgDatabase::with_store("test", Locale::C, true).await;
     sessions(&store).await;
     store.close().await;
 }
 
 #[tokio::test]
 async fn postgres_rooms() {
-    let (_db, store) = PgDatabase::create().await;
+    let (_db, store) = PgDatabase::with_store("test", Locale::C, true).await;
     rooms(&store).await;
     store.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_room_cache() {
-    let (_db, store) = PgDatabase::create().await;
+    let (_db, store) = PgDatabase::with_store("test", Locale::C, true).await;
     room_cache(&store).await;
     store.close().await;
 }
 
 #[tokio::test]
 async fn postgres_ping_and_unavailable() {
-    let (_db, store) = PgDatabase::create().await;
+    let (_db, store) = PgDatabase::with_store("test", Locale::C, true).await;
     ping_and_errors(&store).await;
 }
 

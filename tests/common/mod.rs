@@ -2,6 +2,8 @@
 //! clients (cookies, CSRF) and real WebSocket clients.
 #![allow(dead_code)]
 
+pub mod pg;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

@@ -1,0 +1,144 @@
+//! How sockets end: disconnect announcements (§4.11) and the limits that close them.
+
+use super::*;
+
+// ---------------------------------------------------------------------------------------------
+// 6. Disconnect (§4.11)
+// ---------------------------------------------------------------------------------------------
+
+enum Departure {
+    Close(u16),
+    Drop,
+}
+
+async fn disconnect_announces_every_room(how: Departure) {
+    let (server, alice, bob) = lobby().await;
+    assert_eq!(server.create_room("Garden", false).await, 2);
+    let (mut a, mut b) = both_in_lobby(&server, alice, bob).await;
+    assert_eq!(b.call(&join(r#""2""#)).await, ack_join(2, "Garden"));
+    assert_eq!(a.call(&join("2.0")).await, ack_join(2, "Garden"));
+    assert_eq!(b.recv().await, enter("2.0", "alice"));
+    match how {
+        Departure::Close(code) => a.close(code).await,
+        Departure::Drop => drop(a),
+    }
+    assert_eq!(
+        recv_sorted(&mut b, 2).await,
+        sorted(vec![left(r#""1""#, "alice"), left("2.0", "alice")])
+    );
+    b.expect_silence(200).await;
+    // Bob is alone now: his own message comes back and nothing else.
+    assert_eq!(
+        b.call(&send(r#""2""#, "null")).await,
+        chat(r#""2""#, "bob", "null")
+    );
+}
+
+#[tokio::test]
+async fn disconnect_with_1000_announces_every_room() {
+    disconnect_announces_every_room(Departure::Close(1000)).await;
+}
+
+#[tokio::test]
+async fn disconnect_with_4000_announces_every_room() {
+    disconnect_announces_every_room(Departure::Close(4000)).await;
+}
+
+#[tokio::test]
+async fn tcp_drop_announces_every_room() {
+    disconnect_announces_every_room(Departure::Drop).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Limits
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn oversized_frame_closes_1009_and_announces() {
+    let (server, alice, bob) = lobby_with(&[("WS_MAX_MESSAGE_BYTES", "1024")]).await;
+    let (mut a, mut b) = both_in_lobby(&server, alice, bob).await;
+    // Under the limit: delivered.
+    let text = "y".repeat(900);
+    let want = chat(r#""1""#, "alice", &format!("\"{text}\""));
+    assert_eq!(a.call(&send(r#""1""#, &format!("\"{text}\""))).await, want);
+    assert_eq!(b.recv().await, want);
+    // Over it: closed with 1009.
+    let frame = send(r#""1""#, &format!("\"{}\"", "z".repeat(2000)));
+    assert!(frame.len() > 2000);
+    a.send(&frame).await;
+    assert_eq!(a.expect_close().await.0, 1009);
+    assert_eq!(b.recv().await, left(r#""1""#, "alice"));
+    b.expect_silence(200).await;
+}
+
+#[tokio::test]
+async fn slow_reader_is_closed_1013_and_the_sender_is_not() {
+    const COUNT: usize = 2000;
+    let (server, alice, bob) = lobby_with(&[("WS_OUTBOUND_QUEUE", "8")]).await;
+    let (mut a, mut b) = both_in_lobby(&server, alice, bob).await;
+    // From here on alice reads nothing while bob sends ~16 MiB.
+    let pad = "p".repeat(8 * 1024);
+    let leave_notice = left(r#""1""#, "alice");
+    let mut b_saw_leave = 0;
+    for i in 0..COUNT {
+        let message = format!("\"{i:05} {pad}\"");
+        let want = chat(r#""1""#, "bob", &message);
+        b.send(&send(r#""1""#, &message)).await;
+        loop {
+            let got = b.recv().await;
+            if got == want {
+                break;
+            }
+            assert_eq!(
+                got, leave_notice,
+                "bob got an unexpected frame at message {i}"
+            );
+            b_saw_leave += 1;
+        }
+    }
+    // Alice now reads: whatever was queued (bob's messages, in order, some dropped), then 1013.
+    let mut texts = 0usize;
+    let mut last_index: Option<usize> = None;
+    let code = loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), a.stream.next())
+            .await
+            .expect("timed out reading the slow reader")
+            .expect("stream ended without a close frame")
+            .expect("read error before the close frame");
+        match msg {
+            Message::Text(t) => {
+                texts += 1;
+                let t = t.as_str();
+                let prefix = r#"{"msg_type": 0, "room": "1", "username": "bob", "message": ""#;
+                let rest = t
+                    .strip_prefix(prefix)
+                    .unwrap_or_else(|| panic!("unexpected frame {:.120}", t));
+                let index: usize = rest[..5].parse().unwrap();
+                assert!(
+                    last_index.is_none_or(|l| index > l),
+                    "out of order: {index} after {last_index:?}"
+                );
+                last_index = Some(index);
+            }
+            Message::Close(Some(CloseFrame { code, .. })) => break u16::from(code),
+            Message::Close(None) => break 1005,
+            _ => {}
+        }
+    };
+    assert_eq!(code, 1013, "after {texts} text frames");
+    assert!(
+        texts < COUNT,
+        "the slow reader cannot have received all {COUNT} messages"
+    );
+    // Bob gets alice's leave notice exactly once, stays open and still gets his echoes.
+    if b_saw_leave == 0 {
+        assert_eq!(b.recv().await, leave_notice);
+    } else {
+        assert_eq!(b_saw_leave, 1);
+    }
+    assert_eq!(
+        b.call(&send(r#""1""#, r#""done""#)).await,
+        chat(r#""1""#, "bob", r#""done""#)
+    );
+    b.expect_silence(200).await;
+}
