@@ -167,6 +167,8 @@ pub struct Settings {
     /// `DATABASE_TIMEOUT`: seconds to wait for a connection before answering 503.
     pub database_timeout: Duration,
     pub redis_url: Option<Secret>,
+    /// `REDIS_PREFIX`: prepended to every Redis channel name (channel = prefix + group).
+    pub redis_prefix: String,
     pub session_engine: SessionEngine,
     pub session_cookie_name: String,
     pub session_cookie_age: u64,
@@ -336,6 +338,7 @@ impl Settings {
             database_pool_size: positive("DATABASE_POOL_SIZE", 10)? as u32,
             database_timeout: Duration::from_secs_f64(database_timeout),
             redis_url: get("REDIS_URL").filter(|s| !s.is_empty()).map(Secret::new),
+            redis_prefix: string_or("REDIS_PREFIX", crate::fanout::DEFAULT_REDIS_PREFIX),
             session_engine: SessionEngine::parse(
                 get("SESSION_ENGINE")
                     .as_deref()

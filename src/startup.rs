@@ -11,17 +11,26 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Settings;
-use crate::fanout::LocalHub;
+use crate::fanout::{Broker, LocalHub, RedisBroker};
 use crate::store::Store;
+use crate::web::health::BrokerHealth;
 use crate::web::templates::Templates;
 use crate::web::{self, AppState};
 
 /// Builds the shared state: resolves `SECRET_KEY`, connects the database (which must be
-/// migrated), loads the templates.
+/// migrated), loads the templates, starts the broker.
 pub async fn build(
-    mut settings: Settings,
+    settings: Settings,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<AppState> {
+    Ok(build_with_health(settings, shutdown).await?.0)
+}
+
+/// [`build`], plus the broker handle `/healthz` reports on.
+pub async fn build_with_health(
+    mut settings: Settings,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<(AppState, BrokerHealth)> {
     if settings.resolve_secret_key()? {
         tracing::warn!(
             "SECRET_KEY was not set: generated one and stored it in {}",
@@ -46,8 +55,31 @@ pub async fn build(
         );
     }
     let templates = Templates::load(&settings.templates_dir())?;
-    let broker = Arc::new(LocalHub::new());
-    Ok(AppState::new(settings, store, broker, templates, shutdown))
+    let (broker, health) = make_broker(&settings).await?;
+    Ok((
+        AppState::new(settings, store, broker, templates, shutdown),
+        health,
+    ))
+}
+
+/// `REDIS_URL` set: the Redis broker (a Redis that is down at startup only degrades it to local
+/// delivery while it retries); otherwise the in-process hub.
+async fn make_broker(settings: &Settings) -> anyhow::Result<(Arc<dyn Broker>, BrokerHealth)> {
+    let Some(url) = &settings.redis_url else {
+        return Ok((Arc::new(LocalHub::new()), BrokerHealth::Local));
+    };
+    let broker = RedisBroker::connect(url.expose(), &settings.redis_prefix)
+        .await
+        .with_context(|| {
+            format!(
+                "invalid REDIS_URL {}",
+                crate::config::redact_url(url.expose())
+            )
+        })?;
+    if !broker.status().connected {
+        tracing::warn!("starting with Redis unreachable: local delivery only until it is back");
+    }
+    Ok((broker.clone(), BrokerHealth::Redis(broker)))
 }
 
 /// Serves HTTP and WebSockets on `listener` until `shutdown` resolves; open sockets are then
@@ -58,8 +90,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let state = build(settings, stop_rx).await?;
-    let app = web::router(state.clone());
+    let (state, health) = build_with_health(settings, stop_rx).await?;
+    let app = web::router(state.clone()).layer(axum::Extension(health));
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;

@@ -1,5 +1,6 @@
 //! `check`: Django's system-check output for what Whisper depends on — the settings, the
-//! `SECRET_KEY` (required with PostgreSQL), database reachability and the migration state.
+//! `SECRET_KEY` (required with PostgreSQL), database reachability, the migration state and,
+//! when `REDIS_URL` is set, Redis reachability (a warning: the server starts without it).
 //! Prints `System check identified no issues (0 silenced).`, or the issues in Django's layout
 //! (`SystemCheckError: …` on stderr and exit status 1 when any is an error).
 
@@ -73,6 +74,23 @@ async fn collect() -> Vec<Issue> {
             ),
             hint: Some(
                 "Set SECRET_KEY to the Django project's key if Django shares this database."
+                    .to_string(),
+            ),
+        });
+    }
+    if let Some(url) = &settings.redis_url
+        && let Err(e) = crate::fanout::redis_ping(url.expose()).await
+    {
+        issues.push(Issue {
+            level: Level::Warning,
+            id: "whisper.W002",
+            message: format!(
+                "Redis at {} is not reachable: {e}",
+                crate::config::redact_url(url.expose())
+            ),
+            hint: Some(
+                "Start Redis or fix REDIS_URL; until then each process only serves its own \
+                 members."
                     .to_string(),
             ),
         });

@@ -9,9 +9,13 @@
 
 mod local;
 mod mailbox;
+mod redis;
 
 pub use local::LocalHub;
 pub use mailbox::{ConnId, Inbox, Mailbox, OverflowSignal, mailbox};
+pub use redis::{
+    DEFAULT_PREFIX as DEFAULT_REDIS_PREFIX, RedisBroker, RedisStatus, ping as redis_ping,
+};
 
 use crate::chat::consumer::Effect;
 

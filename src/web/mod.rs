@@ -13,6 +13,7 @@
 
 pub mod csrf;
 pub mod error;
+pub mod health;
 pub mod pages;
 pub mod security;
 pub mod session;
@@ -167,6 +168,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/accounts/logout/", any(pages::logout))
         .route("/chat/stream/", get(socket::handshake))
+        .route("/healthz", get(health::healthz))
         .nest_service("/static", static_files)
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn_with_state(

@@ -1,0 +1,58 @@
+//! `GET /healthz`: the state of what a process depends on, for load balancers and operators.
+//!
+//! `{"database": "ok"|"unavailable", "broker": "local"|"redis", "redis": "ok"|"down"|null,
+//! "open_sockets": N}` — 200 when everything used is up, 503 otherwise. With Redis down the
+//! process still serves its local members (degraded), but it answers 503 so that monitoring
+//! notices that rooms are split between processes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Extension, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::fanout::RedisBroker;
+use crate::web::AppState;
+
+/// Which broker the process runs, given to the router as an extension by `startup::serve`
+/// (absent = the in-process hub).
+#[derive(Clone)]
+pub enum BrokerHealth {
+    Local,
+    Redis(Arc<RedisBroker>),
+}
+
+/// How long the database check may take before it counts as unavailable.
+const DB_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub async fn healthz(
+    State(app): State<AppState>,
+    broker: Option<Extension<BrokerHealth>>,
+) -> Response {
+    let database_ok = matches!(
+        tokio::time::timeout(DB_CHECK_TIMEOUT, app.store.ping()).await,
+        Ok(Ok(()))
+    );
+    let redis = match broker.map(|Extension(b)| b) {
+        Some(BrokerHealth::Redis(b)) => Some(b.status().connected),
+        Some(BrokerHealth::Local) | None => None,
+    };
+    let body = serde_json::json!({
+        "database": if database_ok { "ok" } else { "unavailable" },
+        "broker": if redis.is_some() { "redis" } else { "local" },
+        "redis": redis.map(|up| if up { "ok" } else { "down" }),
+        "open_sockets": app.open_sockets(),
+    });
+    let status = if database_ok && redis != Some(false) {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let mut response = (status, axum::Json(body)).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    response
+}
