@@ -126,19 +126,11 @@ impl RedisBroker {
     /// retrying. Only an invalid URL is.
     pub async fn connect(url: &str, prefix: &str) -> redis::RedisResult<Arc<RedisBroker>> {
         let client = redis::Client::open(url)?;
-        let shared = Arc::new(Shared {
-            hub: LocalHub::new(),
-            prefix: prefix.to_string(),
-            process_id: rand::random(),
-            wanted: Mutex::new(Wanted::default()),
-            wanted_changed: Notify::new(),
-            links: Mutex::new(Links::default()),
-            published: AtomicU64::new(0),
-            publish_failures: AtomicU64::new(0),
-            received: AtomicU64::new(0),
-            subscribed: AtomicUsize::new(0),
-            redacted_url: crate::config::redact_url(url),
-        });
+        let shared = Arc::new(Shared::new(
+            prefix,
+            rand::random(),
+            crate::config::redact_url(url),
+        ));
         let (queue, rx) = mpsc::channel(PUBLISH_QUEUE);
         let (stop, stopped) = watch::channel(());
         tokio::spawn(publisher(
@@ -224,6 +216,23 @@ impl Broker for RedisBroker {
 }
 
 impl Shared {
+    /// Fresh state for one process: nothing wanted, nothing counted yet.
+    fn new(prefix: &str, process_id: [u8; PROCESS_ID_LEN], redacted_url: String) -> Shared {
+        Shared {
+            hub: LocalHub::new(),
+            prefix: prefix.to_string(),
+            process_id,
+            wanted: Mutex::new(Wanted::default()),
+            wanted_changed: Notify::new(),
+            links: Mutex::new(Links::default()),
+            published: AtomicU64::new(0),
+            publish_failures: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            subscribed: AtomicUsize::new(0),
+            redacted_url,
+        }
+    }
+
     /// Records a link's state; logs the outage once and the recovery once.
     fn set_link(&self, link: Link, up: bool, error: Option<&dyn fmt::Display>) {
         let mut links = lock(&self.links);
@@ -502,19 +511,7 @@ mod tests {
     use super::*;
 
     fn shared(prefix: &str) -> Shared {
-        Shared {
-            hub: LocalHub::new(),
-            prefix: prefix.to_string(),
-            process_id: [7; PROCESS_ID_LEN],
-            wanted: Mutex::new(Wanted::default()),
-            wanted_changed: Notify::new(),
-            links: Mutex::new(Links::default()),
-            published: AtomicU64::new(0),
-            publish_failures: AtomicU64::new(0),
-            received: AtomicU64::new(0),
-            subscribed: AtomicUsize::new(0),
-            redacted_url: String::new(),
-        }
+        Shared::new(prefix, [7; PROCESS_ID_LEN], String::new())
     }
 
     fn payload(id: [u8; PROCESS_ID_LEN], text: &str) -> Vec<u8> {

@@ -449,32 +449,24 @@ async fn migrate_in(tx: &mut Tx) -> Result<MigrateReport, StoreError> {
 mod tests {
     use super::*;
 
+    const SECTIONS: [&str; 6] = [
+        "django_migrations",
+        "contenttypes",
+        "auth",
+        "admin",
+        "chat",
+        "sessions",
+    ];
+
     #[test]
     fn sections_split_statements() {
-        let all: usize = [
-            "django_migrations",
-            "contenttypes",
-            "auth",
-            "admin",
-            "chat",
-            "sessions",
-        ]
-        .iter()
-        .map(|l| section(SQLITE_DDL, l).len())
-        .sum();
+        let all: usize = SECTIONS.iter().map(|l| section(SQLITE_DDL, l).len()).sum();
         assert_eq!(all, 26);
         assert_eq!(section(SQLITE_DDL, "chat").len(), 1);
-        let pg: usize = [
-            "django_migrations",
-            "contenttypes",
-            "auth",
-            "admin",
-            "chat",
-            "sessions",
-        ]
-        .iter()
-        .map(|l| section(POSTGRES_DDL, l).len())
-        .sum();
+        let pg: usize = SECTIONS
+            .iter()
+            .map(|l| section(POSTGRES_DDL, l).len())
+            .sum();
         assert_eq!(pg, 61);
         for stmt in section(POSTGRES_DDL, "auth") {
             assert!(stmt.ends_with(';'), "{stmt}");
