@@ -210,15 +210,21 @@ STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else 
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 
 # Channels: Redis when REDIS_URL is set (as Whisper), else in-process.
+# CHANNEL_LAYER_BACKEND picks channels_redis' layer: "core" (RedisChannelLayer, the default, as
+# the original) or "pubsub" (RedisPubSubChannelLayer). CHANNEL_LAYER_PREFIX is its "prefix"
+# (channels_redis' own default "asgi"); tests isolate runs with their own.
 REDIS_URL = env("REDIS_URL", "")
+CHANNEL_LAYER_BACKENDS = {
+    "core": "channels_redis.core.RedisChannelLayer",
+    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+}
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # channels_redis's own default prefix is "asgi"; tests isolate runs with their own.
+            "BACKEND": CHANNEL_LAYER_BACKENDS[env("CHANNEL_LAYER_BACKEND", "core")],
             "CONFIG": {
                 "hosts": [REDIS_URL],
-                "prefix": os.environ.get("CHANNEL_LAYER_PREFIX", "asgi"),
+                "prefix": env("CHANNEL_LAYER_PREFIX", "asgi"),
             },
         }
     }
