@@ -62,20 +62,18 @@ pub async fn build_with_health(
     ))
 }
 
-/// `REDIS_URL` set: the Redis broker (a Redis that is down at startup only degrades it to local
-/// delivery while it retries); otherwise the in-process hub.
+/// `CHANNEL_LAYERS` / `REDIS_URL` set: the Redis broker (a Redis that is down at startup only
+/// degrades it to local delivery while it retries); otherwise the in-process hub.
 async fn make_broker(settings: &Settings) -> anyhow::Result<(Arc<dyn Broker>, BrokerHealth)> {
-    let Some(url) = &settings.redis_url else {
+    let Some(layer) = &settings.channel_layer else {
         return Ok((Arc::new(LocalHub::new()), BrokerHealth::Local));
     };
-    let broker = RedisBroker::connect(url.expose(), &settings.redis_prefix)
-        .await
-        .with_context(|| {
-            format!(
-                "invalid REDIS_URL {}",
-                crate::config::redact_url(url.expose())
-            )
-        })?;
+    let broker = RedisBroker::connect(layer).await.with_context(|| {
+        format!(
+            "invalid Redis URL {}",
+            crate::config::redact_url(layer.url.expose())
+        )
+    })?;
     if !broker.status().connected {
         tracing::warn!("starting with Redis unreachable: local delivery only until it is back");
     }

@@ -13,7 +13,7 @@ use std::collections::HashSet;
 
 use indexmap::IndexMap;
 
-use crate::chat::protocol::{self, ClientError, Command, Event, Frame};
+use crate::chat::protocol::{self, ClientError, Command, Frame, GroupEvent};
 use crate::chat::roomid::{self, RoomKey};
 use crate::django::pyjson::Value;
 use crate::store::{Room, RoomCache};
@@ -31,8 +31,8 @@ pub struct UserSnapshot {
 pub enum Effect {
     /// Queue a frame for this connection only.
     Reply(Frame),
-    /// Deliver a frame to every member of a group (this connection included, if subscribed).
-    GroupSend { group: String, frame: Frame },
+    /// Deliver an event to every member of a group (this connection included, if subscribed).
+    GroupSend { group: String, event: GroupEvent },
     /// Subscribe this connection to a group.
     GroupAdd(String),
     /// Unsubscribe this connection from a group.
@@ -116,18 +116,12 @@ impl Consumer {
         }
         let username = &self.user.username;
         let event = match kind {
-            Notice::Enter => Event::Enter {
-                room: raw,
-                username,
-            },
-            Notice::Leave => Event::Leave {
-                room: raw,
-                username,
-            },
+            Notice::Enter => GroupEvent::join(raw.clone(), username),
+            Notice::Leave => GroupEvent::leave(raw.clone(), username),
         };
         effects.push(Effect::GroupSend {
             group: group.to_string(),
-            frame: event.frame(),
+            event,
         });
     }
 
@@ -184,15 +178,9 @@ impl Consumer {
             return Err(ClientError::RoomAccessDenied);
         }
         let room = self.room_or_error(&raw).await?;
-        let frame = Event::Message {
-            room: &raw,
-            username: &self.user.username,
-            message: &message,
-        }
-        .frame();
         Ok(vec![Effect::GroupSend {
             group: group_name(room.id),
-            frame,
+            event: GroupEvent::message(raw, &self.user.username, message),
         }])
     }
 }

@@ -135,47 +135,141 @@ pub fn leave_ack(room_id: i64) -> Frame {
     Frame::from_string(format!("{{\"leave\": \"{room_id}\"}}"))
 }
 
-/// A group event (spec §4.9), ready to be serialised once for all recipients.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Event<'a> {
+/// Which Channels event a group message is (spec §4.9): its `type` and its frame's `msg_type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
     /// `chat.join`: shape 4.
-    Enter { room: &'a Value, username: &'a str },
+    Join,
     /// `chat.leave`: shape 5.
-    Leave { room: &'a Value, username: &'a str },
+    Leave,
     /// `chat.message`: shape 6.
-    Message {
-        room: &'a Value,
-        username: &'a str,
-        message: &'a Value,
-    },
+    Message,
 }
 
-impl Event<'_> {
-    /// The exact bytes of `json.dumps({"msg_type": …, "room": …, "username": …[, "message": …]})`.
-    pub fn frame(&self) -> Frame {
-        let (msg_type, room, username, message) = match *self {
-            Event::Enter { room, username } => (MSG_TYPE_ENTER, room, username, None),
-            Event::Leave { room, username } => (MSG_TYPE_LEAVE, room, username, None),
-            Event::Message {
-                room,
-                username,
-                message,
-            } => (MSG_TYPE_MESSAGE, room, username, Some(message)),
-        };
-        let mut out = String::with_capacity(64 + username.len());
-        out.push_str("{\"msg_type\": ");
-        out.push(char::from(b'0' + msg_type));
-        out.push_str(", \"room\": ");
-        pyjson::dump_into(room, Separators::Python, &mut out);
-        out.push_str(", \"username\": ");
-        pyjson::write_str(username, &mut out);
-        if let Some(message) = message {
-            out.push_str(", \"message\": ");
-            pyjson::dump_into(message, Separators::Python, &mut out);
+impl EventKind {
+    /// The Channels event `type`, which names the consumer's handler (`chat_join`, …).
+    pub fn type_name(self) -> &'static str {
+        match self {
+            EventKind::Join => "chat.join",
+            EventKind::Leave => "chat.leave",
+            EventKind::Message => "chat.message",
         }
-        out.push('}');
-        Frame::from_string(out)
     }
+
+    pub fn from_type_name(name: &str) -> Option<EventKind> {
+        match name {
+            "chat.join" => Some(EventKind::Join),
+            "chat.leave" => Some(EventKind::Leave),
+            "chat.message" => Some(EventKind::Message),
+            _ => None,
+        }
+    }
+
+    fn msg_type(self) -> u8 {
+        match self {
+            EventKind::Join => MSG_TYPE_ENTER,
+            EventKind::Leave => MSG_TYPE_LEAVE,
+            EventKind::Message => MSG_TYPE_MESSAGE,
+        }
+    }
+}
+
+/// One group event: the Channels event dict (`{"type": …, "room_id": …, "username": …[,
+/// "message": …]}`, what the original passes to `group_send`) together with the frame every
+/// member receives, serialised once (spec §4.9). The fields are kept as Python values, since an
+/// event may come from Python code through a channel layer (issue 4) with any JSON-able value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupEvent {
+    kind: EventKind,
+    room_id: Value,
+    username: Value,
+    message: Option<Value>,
+    frame: Frame,
+}
+
+impl GroupEvent {
+    /// `chat.join`: someone entered.
+    pub fn join(room_id: Value, username: &str) -> GroupEvent {
+        Self::build(EventKind::Join, room_id, Value::str(username), None)
+    }
+
+    /// `chat.leave`: someone left.
+    pub fn leave(room_id: Value, username: &str) -> GroupEvent {
+        Self::build(EventKind::Leave, room_id, Value::str(username), None)
+    }
+
+    /// `chat.message`.
+    pub fn message(room_id: Value, username: &str, message: Value) -> GroupEvent {
+        Self::build(EventKind::Message, room_id, Value::str(username), Some(message))
+    }
+
+    /// An event from its parts, as a channel layer delivers them. `message` is required for
+    /// `chat.message` (the original's handler reads it) and ignored otherwise.
+    pub fn from_parts(
+        kind: EventKind,
+        room_id: Value,
+        username: Value,
+        message: Option<Value>,
+    ) -> Option<GroupEvent> {
+        match (kind, message) {
+            (EventKind::Message, None) => None,
+            (EventKind::Message, message) => Some(Self::build(kind, room_id, username, message)),
+            (_, _) => Some(Self::build(kind, room_id, username, None)),
+        }
+    }
+
+    fn build(
+        kind: EventKind,
+        room_id: Value,
+        username: Value,
+        message: Option<Value>,
+    ) -> GroupEvent {
+        let frame = render(kind, &room_id, &username, message.as_ref());
+        GroupEvent {
+            kind,
+            room_id,
+            username,
+            message,
+            frame,
+        }
+    }
+
+    pub fn kind(&self) -> EventKind {
+        self.kind
+    }
+    pub fn room_id(&self) -> &Value {
+        &self.room_id
+    }
+    pub fn username(&self) -> &Value {
+        &self.username
+    }
+    pub fn message_value(&self) -> Option<&Value> {
+        self.message.as_ref()
+    }
+    /// What every member receives.
+    pub fn frame(&self) -> &Frame {
+        &self.frame
+    }
+    pub fn into_frame(self) -> Frame {
+        self.frame
+    }
+}
+
+/// The exact bytes of `json.dumps({"msg_type": …, "room": …, "username": …[, "message": …]})`.
+fn render(kind: EventKind, room: &Value, username: &Value, message: Option<&Value>) -> Frame {
+    let mut out = String::with_capacity(96);
+    out.push_str("{\"msg_type\": ");
+    out.push(char::from(b'0' + kind.msg_type()));
+    out.push_str(", \"room\": ");
+    pyjson::dump_into(room, Separators::Python, &mut out);
+    out.push_str(", \"username\": ");
+    pyjson::dump_into(username, Separators::Python, &mut out);
+    if let Some(message) = message {
+        out.push_str(", \"message\": ");
+        pyjson::dump_into(message, Separators::Python, &mut out);
+    }
+    out.push('}');
+    Frame::from_string(out)
 }
 
 /// Builds an object value from pairs (tests and tools).
@@ -212,44 +306,48 @@ mod tests {
         );
         let r = room(r#""12""#);
         assert_eq!(
-            Event::Enter {
-                room: &r,
-                username: "dana"
-            }
-            .frame()
-            .as_str(),
+            GroupEvent::join(r.clone(), "dana").frame().as_str(),
             r#"{"msg_type": 4, "room": "12", "username": "dana"}"#
         );
         assert_eq!(
-            Event::Leave {
-                room: &r,
-                username: "dana"
-            }
-            .frame()
-            .as_str(),
+            GroupEvent::leave(r.clone(), "dana").frame().as_str(),
             r#"{"msg_type": 5, "room": "12", "username": "dana"}"#
         );
         let m = room(r#""see you at noon""#);
+        let sent = GroupEvent::message(r.clone(), "dana", m.clone());
         assert_eq!(
-            Event::Message {
-                room: &r,
-                username: "dana",
-                message: &m
-            }
-            .frame()
-            .as_str(),
+            sent.frame().as_str(),
             r#"{"msg_type": 0, "room": "12", "username": "dana", "message": "see you at noon"}"#
         );
-        let raw = room("1.5");
+        assert_eq!(sent.kind().type_name(), "chat.message");
+        assert_eq!(sent.message_value(), Some(&m));
         assert_eq!(
-            Event::Enter {
-                room: &raw,
-                username: "z\u{f6}e"
-            }
-            .frame()
-            .as_str(),
+            GroupEvent::join(room("1.5"), "z\u{f6}e").frame().as_str(),
             r#"{"msg_type": 4, "room": 1.5, "username": "z\u00f6e"}"#
         );
+    }
+
+    #[test]
+    fn events_from_a_channel_layer() {
+        let kind = EventKind::from_type_name("chat.message").unwrap();
+        assert_eq!(
+            GroupEvent::from_parts(kind, room("1"), room("[1, null]"), Some(room("true")))
+                .unwrap()
+                .frame()
+                .as_str(),
+            r#"{"msg_type": 0, "room": 1, "username": [1, null], "message": true}"#
+        );
+        // chat.message without "message" crashed the original's handler: not an event.
+        assert!(GroupEvent::from_parts(kind, room("1"), Value::str("x"), None).is_none());
+        let join = EventKind::from_type_name("chat.join").unwrap();
+        assert_eq!(
+            GroupEvent::from_parts(join, room("2"), Value::str("x"), Some(room("0")))
+                .unwrap()
+                .frame()
+                .as_str(),
+            r#"{"msg_type": 4, "room": 2, "username": "x"}"#
+        );
+        assert_eq!(EventKind::from_type_name("chat.other"), None);
     }
 
     #[test]

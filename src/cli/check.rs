@@ -1,6 +1,6 @@
 //! `check`: Django's system-check output for what Whisper depends on — the settings, the
 //! `SECRET_KEY` (required with PostgreSQL), database reachability, the migration state and,
-//! when `REDIS_URL` is set, Redis reachability (a warning: the server starts without it).
+//! when `REDIS_URL` or `CHANNEL_LAYERS` is set, Redis reachability (a warning: the server starts without it).
 //! Prints `System check identified no issues (0 silenced).`, or the issues in Django's layout
 //! (`SystemCheckError: …` on stderr and exit status 1 when any is an error).
 
@@ -78,9 +78,10 @@ async fn collect() -> Vec<Issue> {
             ),
         });
     }
-    if let Some(url) = &settings.redis_url
-        && let Err(e) = crate::fanout::redis_ping(url.expose()).await
+    if let Some(layer) = &settings.channel_layer
+        && let Err(e) = crate::fanout::redis_ping(layer.url.expose()).await
     {
+        let url = &layer.url;
         issues.push(Issue {
             level: Level::Warning,
             id: "whisper.W002",
@@ -89,8 +90,8 @@ async fn collect() -> Vec<Issue> {
                 crate::config::redact_url(url.expose())
             ),
             hint: Some(
-                "Start Redis or fix REDIS_URL; until then each process only serves its own \
-                 members."
+                "Start Redis or fix REDIS_URL / CHANNEL_LAYERS; until then each process only \
+                 serves its own members."
                     .to_string(),
             ),
         });

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 
 use super::{Broker, ConnId, Mailbox};
-use crate::chat::protocol::Frame;
+use crate::chat::protocol::{Frame, GroupEvent};
 
 #[derive(Default)]
 pub struct LocalHub {
@@ -21,6 +21,17 @@ impl LocalHub {
     pub fn group_size(&self, group: &str) -> usize {
         let groups = self.groups.read().unwrap_or_else(|e| e.into_inner());
         groups.get(group).map_or(0, HashMap::len)
+    }
+
+    /// Hands `frame` to every member of `group` connected to this process.
+    pub fn deliver(&self, group: &str, frame: &Frame) {
+        let groups = self.groups.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(members) = groups.get(group) {
+            for member in members.values() {
+                // A full queue flags that member for closing; the others are unaffected.
+                member.deliver(frame.clone());
+            }
+        }
     }
 
     /// Number of groups with at least one member.
@@ -48,14 +59,8 @@ impl Broker for LocalHub {
         }
     }
 
-    fn group_send(&self, group: &str, frame: Frame) {
-        let groups = self.groups.read().unwrap_or_else(|e| e.into_inner());
-        if let Some(members) = groups.get(group) {
-            for member in members.values() {
-                // A full queue flags that member for closing; the others are unaffected.
-                member.deliver(frame.clone());
-            }
-        }
+    fn group_send(&self, group: &str, event: GroupEvent) {
+        self.deliver(group, event.frame());
     }
 }
 
@@ -73,13 +78,13 @@ mod tests {
         hub.group_add("room-1", &a);
         hub.group_add("room-2", &b);
         assert_eq!(hub.group_size("room-1"), 1);
-        hub.group_send("room-1", Frame::from_string("x".into()));
+        hub.deliver("room-1", &Frame::from_string("x".into()));
         assert_eq!(ia.try_recv().unwrap().as_str(), "x");
         assert!(ib.try_recv().is_none());
         hub.group_discard("room-1", 1);
         hub.group_discard("room-1", 1);
         assert_eq!(hub.group_count(), 1);
-        hub.group_send("room-1", Frame::from_string("y".into()));
+        hub.deliver("room-1", &Frame::from_string("y".into()));
         assert!(ia.try_recv().is_none());
     }
 
@@ -91,7 +96,7 @@ mod tests {
         hub.group_add("room-1", &slow);
         hub.group_add("room-1", &fast);
         for i in 0..5 {
-            hub.group_send("room-1", Frame::from_string(i.to_string()));
+            hub.deliver("room-1", &Frame::from_string(i.to_string()));
         }
         assert!(slow_inbox.is_overflowed());
         for i in 0..5 {

@@ -9,6 +9,7 @@
 
 mod local;
 mod mailbox;
+pub mod msgpack;
 mod redis;
 
 pub use local::LocalHub;
@@ -18,6 +19,7 @@ pub use redis::{
 };
 
 use crate::chat::consumer::Effect;
+use crate::chat::protocol::GroupEvent;
 
 /// Close code sent to a member whose outbound queue overflowed ("try again later").
 pub const CLOSE_SLOW_CONSUMER: u16 = 1013;
@@ -27,7 +29,8 @@ pub const CLOSE_SLOW_CONSUMER: u16 = 1013;
 pub trait Broker: Send + Sync + 'static {
     fn group_add(&self, group: &str, member: &Mailbox);
     fn group_discard(&self, group: &str, member: ConnId);
-    fn group_send(&self, group: &str, frame: crate::chat::protocol::Frame);
+    /// Delivers the event's frame to the group's members, wherever they are connected.
+    fn group_send(&self, group: &str, event: GroupEvent);
 }
 
 /// Carries out a consumer's effects, in order, for the connection owning `mailbox`.
@@ -37,7 +40,7 @@ pub fn apply(broker: &dyn Broker, mailbox: &Mailbox, effects: Vec<Effect>) {
             Effect::Reply(frame) => {
                 mailbox.deliver(frame);
             }
-            Effect::GroupSend { group, frame } => broker.group_send(&group, frame),
+            Effect::GroupSend { group, event } => broker.group_send(&group, event),
             Effect::GroupAdd(group) => broker.group_add(&group, mailbox),
             Effect::GroupDiscard(group) => broker.group_discard(&group, mailbox.id()),
         }

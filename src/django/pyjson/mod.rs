@@ -333,7 +333,7 @@ impl Object {
 
     /// Builds a dict from pairs in order, with Python's duplicate rule (first position, last
     /// value). Linear for small inputs, `O(n log n)` for large ones.
-    fn from_pairs(mut entries: Vec<(PyStr, Value)>) -> Self {
+    pub(crate) fn from_pairs(mut entries: Vec<(PyStr, Value)>) -> Self {
         const SMALL: usize = 16;
         let n = entries.len();
         if n <= 1 {

@@ -10,6 +10,10 @@ use std::time::Duration;
 
 use crate::django::hashers::DjangoVersion;
 
+pub mod channel_layers;
+
+pub use channel_layers::{CoreParams, LayerFormat, RedisLayer};
+
 /// A secret string: compared and used as-is, printed as `********`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -166,9 +170,9 @@ pub struct Settings {
     pub database_pool_size: u32,
     /// `DATABASE_TIMEOUT`: seconds to wait for a connection before answering 503.
     pub database_timeout: Duration,
-    pub redis_url: Option<Secret>,
-    /// `REDIS_PREFIX`: prepended to every Redis channel name (channel = prefix + group).
-    pub redis_prefix: String,
+    /// `CHANNEL_LAYERS` (JSON), else `REDIS_URL` + `REDIS_PREFIX` (Whisper's own format);
+    /// `None`: in-process only. See [`channel_layers`].
+    pub channel_layer: Option<RedisLayer>,
     pub session_engine: SessionEngine,
     pub session_cookie_name: String,
     pub session_cookie_age: u64,
@@ -337,8 +341,11 @@ impl Settings {
             database_url,
             database_pool_size: positive("DATABASE_POOL_SIZE", 10)? as u32,
             database_timeout: Duration::from_secs_f64(database_timeout),
-            redis_url: get("REDIS_URL").filter(|s| !s.is_empty()).map(Secret::new),
-            redis_prefix: string_or("REDIS_PREFIX", crate::fanout::DEFAULT_REDIS_PREFIX),
+            channel_layer: channel_layers::resolve(
+                get("CHANNEL_LAYERS").as_deref(),
+                get("REDIS_URL").filter(|s| !s.is_empty()),
+                string_or("REDIS_PREFIX", crate::fanout::DEFAULT_REDIS_PREFIX),
+            )?,
             session_engine: SessionEngine::parse(
                 get("SESSION_ENGINE")
                     .as_deref()

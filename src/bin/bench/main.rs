@@ -1,0 +1,241 @@
+//! `bench`: Whisper's side-by-side load generator (issue 5).
+//!
+//! One run drives the same scenarios against every target — Whisper (the release binary, a real
+//! process), the Python Channels app in `compat/` under uvicorn + `RedisPubSubChannelLayer` and
+//! under daphne + `RedisChannelLayer`, and a bare reference server written here — then prints one
+//! table with the ratios. Module map:
+//!
+//! * `setup`: the throw-away SQLite database, users, rooms and Redis prefixes of one run;
+//! * `servers`: starting, probing and stopping target processes, and their RSS;
+//! * `bare`: the reference server (`bench serve-bare PORT`);
+//! * `login`: logging in through the real login page;
+//! * `load`: the WebSocket clients, paced senders and per-step delivery statistics;
+//! * `scenarios`: scenarios 1–6 built from those parts;
+//! * `report`: the table, the ratios and the machine-readable `RESULT` lines.
+
+mod bare;
+mod load;
+mod login;
+mod report;
+mod scenarios;
+mod servers;
+mod setup;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Load generator for Whisper and the Python Channels app it replaces.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "bench", version)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Cmd>,
+    /// Targets to measure (repeat or comma-separate); default all four.
+    #[arg(long = "target", value_delimiter = ',')]
+    pub targets: Vec<Target>,
+    /// Scenarios to run (1–6; repeat or comma-separate); default all.
+    #[arg(long = "scenario", value_delimiter = ',')]
+    pub scenarios: Vec<u8>,
+    /// Smaller sizes and shorter steps (a run of a few minutes).
+    #[arg(long)]
+    pub quick: bool,
+    /// The Whisper release binary.
+    #[arg(long, default_value = "target/release/whisper")]
+    pub whisper: PathBuf,
+    /// The compat/ Django project (its .venv must exist: compat/bootstrap.sh 5.2).
+    #[arg(long, default_value = "compat")]
+    pub compat: PathBuf,
+    /// Redis for the channel layers and scenario 6; every run uses its own key/channel prefix.
+    #[arg(long, default_value = "redis://127.0.0.1:6379/0")]
+    pub redis_url: String,
+    /// Clients in the one room of scenarios 1, 3, 5 and 6.
+    #[arg(long)]
+    pub clients: Option<usize>,
+    /// Senders among them.
+    #[arg(long)]
+    pub senders: Option<usize>,
+    /// Clients of scenario 2 (spread over `--rooms` rooms, one sender per room).
+    #[arg(long)]
+    pub many_clients: Option<usize>,
+    #[arg(long)]
+    pub rooms: Option<usize>,
+    /// Sockets of scenario 4 for the Rust targets.
+    #[arg(long)]
+    pub sockets: Option<usize>,
+    /// Sockets of scenario 4 for the Python targets (10,000 would take many minutes).
+    #[arg(long)]
+    pub python_sockets: Option<usize>,
+    /// Deliveries/s of the fixed-rate latency run (scenarios 3 and 5).
+    #[arg(long)]
+    pub latency_rate: Option<u64>,
+    /// Seconds of the fixed-rate latency run.
+    #[arg(long)]
+    pub latency_secs: Option<f64>,
+    /// Concurrent logins of scenario 5.
+    #[arg(long)]
+    pub logins: Option<usize>,
+    /// Users logged in through the login page per target (sockets share their sessions).
+    #[arg(long)]
+    pub users: Option<usize>,
+    /// Seconds each offered rate of a step-up lasts.
+    #[arg(long)]
+    pub step_secs: Option<f64>,
+    /// First offered rate of a step-up, deliveries/s.
+    #[arg(long)]
+    pub start_rate: Option<u64>,
+    /// Highest offered rate of a step-up, deliveries/s.
+    #[arg(long)]
+    pub max_rate: Option<u64>,
+    /// Seconds a Python target may spend connecting the sockets of one scenario.
+    #[arg(long)]
+    pub python_connect_limit: Option<f64>,
+    /// Keep the run directory (database, server logs) instead of deleting it.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum Cmd {
+    /// Runs the bare reference server on 127.0.0.1:PORT (used by the bench itself).
+    ServeBare { port: u16 },
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Target {
+    Whisper,
+    Uvicorn,
+    Daphne,
+    Bare,
+}
+
+impl Target {
+    pub const ALL: [Target; 4] = [
+        Target::Whisper,
+        Target::Uvicorn,
+        Target::Daphne,
+        Target::Bare,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Whisper => "whisper",
+            Target::Uvicorn => "uvicorn+pubsub",
+            Target::Daphne => "daphne+core",
+            Target::Bare => "bare",
+        }
+    }
+
+    pub fn is_python(self) -> bool {
+        matches!(self, Target::Uvicorn | Target::Daphne)
+    }
+}
+
+/// Every size of a run, from the flags, `--quick` and the defaults.
+#[derive(Debug, Clone)]
+pub struct Sizes {
+    pub clients: usize,
+    pub senders: usize,
+    pub many_clients: usize,
+    pub rooms: usize,
+    pub sockets: usize,
+    pub python_sockets: usize,
+    pub latency_rate: u64,
+    pub latency_secs: f64,
+    pub logins: usize,
+    pub users: usize,
+    pub step_secs: f64,
+    pub start_rate: u64,
+    pub max_rate: u64,
+    pub python_connect_limit: f64,
+}
+
+impl Sizes {
+    fn from_args(a: &Args) -> Sizes {
+        let q = a.quick;
+        Sizes {
+            clients: a.clients.unwrap_or(100),
+            senders: a.senders.unwrap_or(10),
+            many_clients: a.many_clients.unwrap_or(if q { 300 } else { 1000 }),
+            rooms: a.rooms.unwrap_or(10),
+            sockets: a.sockets.unwrap_or(if q { 2000 } else { 10_000 }),
+            python_sockets: a.python_sockets.unwrap_or(if q { 200 } else { 1000 }),
+            latency_rate: a.latency_rate.unwrap_or(2000),
+            latency_secs: a.latency_secs.unwrap_or(if q { 3.0 } else { 6.0 }),
+            logins: a.logins.unwrap_or(50),
+            users: a.users.unwrap_or(if q { 4 } else { 10 }),
+            step_secs: a.step_secs.unwrap_or(if q { 1.0 } else { 2.0 }),
+            start_rate: a.start_rate.unwrap_or(1000),
+            max_rate: a.max_rate.unwrap_or(8_000_000),
+            python_connect_limit: a.python_connect_limit.unwrap_or(if q { 30.0 } else { 90.0 }),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    if let Some(Cmd::ServeBare { port }) = args.command {
+        return match runtime.block_on(bare::serve(port)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench serve-bare: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let sizes = Sizes::from_args(&args);
+    let mut targets = if args.targets.is_empty() {
+        Target::ALL.to_vec()
+    } else {
+        args.targets.clone()
+    };
+    targets.dedup();
+    let mut wanted: Vec<u8> = if args.scenarios.is_empty() {
+        (1..=6).collect()
+    } else {
+        args.scenarios.clone()
+    };
+    wanted.sort_unstable();
+    wanted.dedup();
+    if let Some(bad) = wanted.iter().find(|s| !(1..=6).contains(*s)) {
+        anyhow::bail!("no scenario {bad} (there are 1 to 6)");
+    }
+    let run = setup::Run::prepare(&args, &sizes, &targets).await?;
+    eprintln!(
+        "bench: run directory {} (SQLite {}), Redis prefix {}",
+        run.dir.display(),
+        run.db_path.display(),
+        run.prefix
+    );
+    let mut report = report::Report::new(sizes.clone());
+    for &target in &targets {
+        let outcome = scenarios::run_target(&run, &sizes, target, &wanted, &mut report).await;
+        if let Err(e) = outcome {
+            eprintln!("bench: {} failed: {e:#}", target.name());
+            report.failed(target, &format!("{e:#}"));
+        }
+    }
+    report.print();
+    if !args.keep {
+        run.cleanup().await;
+    }
+    if report.has_failures() {
+        anyhow::bail!("some target failed to run (see the table)");
+    }
+    Ok(())
+}

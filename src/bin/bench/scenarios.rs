@@ -1,0 +1,357 @@
+//! Scenarios 1–6 of issue 5, run for one target at a time on a server of its own:
+//!
+//! 1. fan-out: `clients` in one room, `senders` of them sending; the offered rate doubles until
+//!    a step loses a delivery, falls behind or shows p99 > 100 ms, then two bisection steps;
+//!    the highest zero-loss rate counts;
+//! 2. many rooms: `many_clients` over `rooms` rooms, one sender per room, stepped the same way;
+//! 3. latency at a fixed `latency_rate` on scenario 1's sockets;
+//! 4. connect `sockets` authenticated sockets (Python: `python_sockets`) and join; seconds, and
+//!    RSS growth per idle joined socket, on a freshly started server;
+//! 5. `logins` concurrent logins through the login page while scenario 3's load runs;
+//! 6. two Whisper processes over Redis, clients and senders split across them (Whisper only).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::load::{Layout, StepResult, Swarm, connect_many};
+use crate::login::{http_client, login, login_all};
+use crate::report::Report;
+use crate::servers::Server;
+use crate::setup::{PASSWORD, Run};
+use crate::{Sizes, Target};
+
+/// A step fails above this p99 (issue 5, scenario 1).
+const P99_LIMIT_MS: f64 = 100.0;
+/// Client read buffer for measured traffic (fewer reads at high rates) and for idle sockets.
+const BUSY_READ_BUFFER: usize = 64 * 1024;
+const IDLE_READ_BUFFER: usize = 4 * 1024;
+
+pub async fn run_target(
+    run: &Run,
+    sizes: &Sizes,
+    target: Target,
+    wanted: &[u8],
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let single: Vec<u8> = wanted.iter().copied().filter(|s| *s <= 5).collect();
+    if !single.is_empty() {
+        let server = Server::start(run, target, &[], target.name()).await?;
+        let result = single_server(run, sizes, &server, &single, report).await;
+        server.stop().await;
+        result?;
+    }
+    if wanted.contains(&6) {
+        if target == Target::Whisper {
+            two_processes(run, sizes, report).await?;
+        } else {
+            report.cell(target, 6, "not run: two Whisper processes only");
+        }
+    }
+    Ok(())
+}
+
+async fn single_server(
+    run: &Run,
+    sizes: &Sizes,
+    server: &Server,
+    wanted: &[u8],
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let target = server.target;
+    let cookies: Vec<Option<String>> = if target == Target::Bare {
+        vec![None]
+    } else {
+        let started = Instant::now();
+        let cookies = login_all(&server.base_url(), &run.users, PASSWORD).await?;
+        eprintln!(
+            "bench: {}: {} users logged in through the login page in {:.1} s",
+            target.name(),
+            cookies.len(),
+            started.elapsed().as_secs_f64()
+        );
+        cookies.into_iter().map(Some).collect()
+    };
+    let connect_limit = connect_limit(sizes, target);
+
+    if wanted.iter().any(|s| matches!(s, 1 | 3 | 5)) {
+        let layout = Layout {
+            addrs: vec![server.addr],
+            rooms: vec![run.rooms[0]],
+            clients: sizes.clients,
+            senders: sizes.senders,
+            cookies: cookies.clone(),
+            read_buffer: BUSY_READ_BUFFER,
+            concurrency: 64,
+            connect_limit,
+        };
+        let (mut swarm, took) = Swarm::connect(&layout).await.context("scenario 1 sockets")?;
+        eprintln!("bench: {}: {} clients joined in {:.2} s", target.name(), sizes.clients, took.as_secs_f64());
+        if wanted.contains(&1) {
+            let best = step_up(&mut swarm, sizes, target, "1").await?;
+            report.throughput(target, 1, best);
+            if swarm.damaged() {
+                drop(swarm);
+                swarm = Swarm::connect(&layout).await.context("scenario 3 sockets")?.0;
+            } else {
+                swarm.settle(Duration::from_secs(10)).await;
+            }
+        }
+        if wanted.contains(&3) {
+            let r = fixed_rate(&mut swarm, sizes, None).await?;
+            eprintln!("bench: {}: scenario 3: {}", target.name(), describe(&r));
+            report.latency(target, 3, &r);
+        }
+        if wanted.contains(&5) {
+            if target == Target::Bare {
+                report.cell(target, 5, "n/a: no login page");
+            } else {
+                login_flood(&mut swarm, sizes, server, run, report).await?;
+            }
+        }
+        drop(swarm);
+    }
+
+    if wanted.contains(&2) {
+        let rooms: Vec<i64> = run.rooms.iter().copied().take(sizes.rooms).collect();
+        let layout = Layout {
+            addrs: vec![server.addr],
+            senders: rooms.len(),
+            rooms,
+            clients: sizes.many_clients,
+            cookies: cookies.clone(),
+            read_buffer: BUSY_READ_BUFFER,
+            concurrency: 64,
+            connect_limit,
+        };
+        match Swarm::connect(&layout).await {
+            Ok((mut swarm, took)) => {
+                eprintln!(
+                    "bench: {}: {} clients in {} rooms joined in {:.2} s",
+                    target.name(),
+                    sizes.many_clients,
+                    sizes.rooms,
+                    took.as_secs_f64()
+                );
+                let best = step_up(&mut swarm, sizes, target, "2").await?;
+                report.throughput(target, 2, best);
+            }
+            Err(e) if target.is_python() => {
+                report.cell(target, 2, &format!("not run: {e:#}"));
+            }
+            Err(e) => return Err(e.context("scenario 2 sockets")),
+        }
+    }
+
+    if wanted.contains(&4) {
+        connect_scenario(run, sizes, target, &cookies, report).await?;
+    }
+    Ok(())
+}
+
+fn connect_limit(sizes: &Sizes, target: Target) -> Duration {
+    if target.is_python() {
+        Duration::from_secs_f64(sizes.python_connect_limit)
+    } else {
+        Duration::from_secs(120)
+    }
+}
+
+fn describe(r: &StepResult) -> String {
+    format!(
+        "offered {:.0}/s delivered {:.0}/s expected {} received {} lost {} closed {}{} p50 {:.2} ms p99 {:.2} ms max {:.1} ms",
+        r.offered,
+        r.delivered_per_sec,
+        r.expected,
+        r.received,
+        r.lost,
+        r.closed,
+        if r.behind { " (senders behind)" } else { "" },
+        r.p(0.5),
+        r.p(0.99),
+        r.max_ms()
+    )
+}
+
+/// Scenario 1/2's search: doubling from `start_rate` until a step fails, then two geometric
+/// bisection steps. Returns the best step that held, if any.
+async fn step_up(
+    swarm: &mut Swarm,
+    sizes: &Sizes,
+    target: Target,
+    label: &str,
+) -> anyhow::Result<Option<StepResult>> {
+    let duration = Duration::from_secs_f64(sizes.step_secs);
+    let drain = Duration::from_secs(2);
+    let mut best: Option<StepResult> = None;
+    let mut failed_at: Option<f64> = None;
+    let mut rate = sizes.start_rate as f64;
+    let max = sizes.max_rate as f64;
+    let mut bisections = 0;
+    loop {
+        let r = swarm.step(rate, duration, drain, None).await?;
+        let held = r.holds(P99_LIMIT_MS);
+        eprintln!(
+            "bench: {}: scenario {label}: {} {}",
+            target.name(),
+            describe(&r),
+            if held { "ok" } else { "FAIL" }
+        );
+        if held {
+            best = Some(r);
+        } else {
+            failed_at = Some(rate);
+            if swarm.damaged() {
+                // The server closed sockets (slow consumers): no further step on these.
+                break;
+            }
+            swarm.settle(Duration::from_secs(10)).await;
+        }
+        let low = best.as_ref().map(|b| b.offered);
+        rate = match (low, failed_at) {
+            (_, None) if rate >= max => break,
+            (_, None) => (rate * 2.0).min(max),
+            (None, Some(_)) => break,
+            (Some(low), Some(high)) => {
+                if bisections == 2 || high / low < 1.1 {
+                    break;
+                }
+                bisections += 1;
+                (low * high).sqrt()
+            }
+        };
+    }
+    Ok(best)
+}
+
+/// Scenario 3's load: `latency_rate` deliveries/s for `latency_secs` (or until `stop`).
+async fn fixed_rate(swarm: &mut Swarm, sizes: &Sizes, stop: Option<Arc<AtomicBool>>) -> anyhow::Result<StepResult> {
+    let duration = match stop {
+        Some(_) => Duration::from_secs(300),
+        None => Duration::from_secs_f64(sizes.latency_secs),
+    };
+    swarm
+        .step(sizes.latency_rate as f64, duration, Duration::from_secs(3), stop)
+        .await
+}
+
+/// Scenario 5: `logins` concurrent logins through the page while the fixed-rate load runs.
+async fn login_flood(
+    swarm: &mut Swarm,
+    sizes: &Sizes,
+    server: &Server,
+    run: &Run,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood = {
+        let stop = stop.clone();
+        let base = server.base_url();
+        let users = run.users.clone();
+        let logins = sizes.logins;
+        tokio::spawn(async move {
+            // Let the chat load settle for half a second before the flood starts.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let http = http_client();
+            let started = Instant::now();
+            let jobs = (0..logins).map(|i| login(&http, &base, &users[i % users.len()], PASSWORD));
+            let results = futures_util::future::join_all(jobs).await;
+            let took = started.elapsed();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            stop.store(true, Ordering::Release);
+            let failures = results.iter().filter(|r| r.is_err()).count();
+            let first_error = results.into_iter().find_map(Result::err).map(|e| format!("{e:#}"));
+            (took, failures, first_error)
+        })
+    };
+    let r = fixed_rate(swarm, sizes, Some(stop.clone())).await?;
+    stop.store(true, Ordering::Release);
+    let (took, failures, first_error) = flood.await?;
+    eprintln!(
+        "bench: {}: scenario 5: {} logins in {:.1} s ({failures} failed{}); chat {}",
+        server.target.name(),
+        sizes.logins,
+        took.as_secs_f64(),
+        first_error.map(|e| format!(", first: {e}")).unwrap_or_default(),
+        describe(&r)
+    );
+    report.flood(server.target, &r, took, failures);
+    Ok(())
+}
+
+/// Scenario 4 on a freshly started server: RSS after one warm-up socket, then `n` sockets.
+async fn connect_scenario(
+    run: &Run,
+    sizes: &Sizes,
+    target: Target,
+    cookies: &[Option<String>],
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let n = if target.is_python() {
+        sizes.python_sockets
+    } else {
+        sizes.sockets
+    };
+    let server = Server::start(run, target, &[], &format!("{}-connect", target.name())).await?;
+    let rooms = &run.rooms[..1];
+    let warm = connect_many(&[server.addr], rooms, cookies, 1, IDLE_READ_BUFFER, 1, Duration::from_secs(30)).await;
+    drop(warm.context("warm-up socket")?);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = server.rss_kib()?;
+    let concurrency = if target.is_python() { 64 } else { 256 };
+    let limit = connect_limit(sizes, target);
+    match connect_many(&[server.addr], rooms, cookies, n, IDLE_READ_BUFFER, concurrency, limit).await {
+        Ok((sockets, took)) => {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let after = server.rss_kib()?;
+            let per_socket = after.saturating_sub(before) as f64 / n as f64;
+            eprintln!(
+                "bench: {}: scenario 4: {n} sockets joined in {:.2} s; RSS {before} → {after} KiB ({per_socket:.1} KiB/socket)",
+                target.name(),
+                took.as_secs_f64()
+            );
+            report.connect(target, n, took, per_socket);
+            drop(sockets);
+        }
+        Err(e) => {
+            eprintln!("bench: {}: scenario 4: {e:#}", target.name());
+            report.cell(target, 4, &format!("not run: {e:#}"));
+        }
+    }
+    server.stop().await;
+    Ok(())
+}
+
+/// Scenario 6: two Whisper processes sharing rooms over Redis, half the clients on each.
+async fn two_processes(run: &Run, sizes: &Sizes, report: &mut Report) -> anyhow::Result<()> {
+    let env = [
+        ("REDIS_URL", run.redis_url.clone()),
+        ("REDIS_PREFIX", format!("{}whisper:", run.prefix)),
+    ];
+    let a = Server::start(run, Target::Whisper, &env, "whisper-redis-a").await?;
+    let b = Server::start(run, Target::Whisper, &env, "whisper-redis-b").await?;
+    let result = async {
+        let cookies = login_all(&a.base_url(), &run.users, PASSWORD).await?;
+        let layout = Layout {
+            addrs: vec![a.addr, b.addr],
+            rooms: vec![run.rooms[0]],
+            clients: sizes.clients,
+            senders: sizes.senders,
+            cookies: cookies.into_iter().map(Some).collect(),
+            read_buffer: BUSY_READ_BUFFER,
+            concurrency: 64,
+            connect_limit: Duration::from_secs(60),
+        };
+        let (mut swarm, _) = Swarm::connect(&layout).await?;
+        // Let both processes' Redis subscriptions settle before measuring.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        step_up(&mut swarm, sizes, Target::Whisper, "6").await
+    }
+    .await;
+    a.stop().await;
+    b.stop().await;
+    report.throughput(Target::Whisper, 6, result?);
+    Ok(())
+}
