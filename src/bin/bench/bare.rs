@@ -65,7 +65,10 @@ async fn connection(stream: TcpStream, id: u64, rooms: Rooms) {
         let room = cmd["room"].to_string();
         match cmd["command"].as_str() {
             Some("join") => {
-                let ack = format!(r#"{{"join": "{}", "title": "Bench"}}"#, room.trim_matches('"'));
+                let ack = format!(
+                    r#"{{"join": "{}", "title": "Bench"}}"#,
+                    room.trim_matches('"')
+                );
                 let _ = tx.try_send(Utf8Bytes::from(ack));
                 let mut map = rooms.write().unwrap_or_else(|e| e.into_inner());
                 map.entry(room.clone()).or_default().push((id, tx.clone()));

@@ -39,7 +39,11 @@ pub fn histogram() -> Histogram<u64> {
 }
 
 /// Opens a WebSocket to `/chat/stream/`, with the session cookie when the target has logins.
-pub async fn connect(addr: SocketAddr, cookie: Option<&str>, read_buffer: usize) -> anyhow::Result<Ws> {
+pub async fn connect(
+    addr: SocketAddr,
+    cookie: Option<&str>,
+    read_buffer: usize,
+) -> anyhow::Result<Ws> {
     let stream = TcpStream::connect(addr).await.context("TCP connect")?;
     stream.set_nodelay(true)?;
     let mut request = format!("ws://{addr}/chat/stream/").into_client_request()?;
@@ -57,8 +61,10 @@ pub async fn connect(addr: SocketAddr, cookie: Option<&str>, read_buffer: usize)
 
 /// Sends a join and waits for its ack (`{"join": …}`); an `{"error": …}` reply fails.
 pub async fn join(ws: &mut Ws, room: i64) -> anyhow::Result<()> {
-    ws.send(Message::text(format!(r#"{{"command": "join", "room": {room}}}"#)))
-        .await?;
+    ws.send(Message::text(format!(
+        r#"{{"command": "join", "room": {room}}}"#
+    )))
+    .await?;
     while let Some(msg) = ws.next().await {
         if let Message::Text(text) = msg? {
             if text.starts_with(r#"{"join""#) {
@@ -228,7 +234,10 @@ pub async fn connect_many(
     let collect = attempts.collect::<Vec<_>>();
     let results = match tokio::time::timeout(limit, collect).await {
         Ok(results) => results,
-        Err(_) => bail!("connecting {count} sockets took over {:.0} s", limit.as_secs_f64()),
+        Err(_) => bail!(
+            "connecting {count} sockets took over {:.0} s",
+            limit.as_secs_f64()
+        ),
     };
     let mut sockets = Vec::with_capacity(count);
     for (i, result) in results.into_iter().enumerate() {
@@ -326,7 +335,10 @@ impl Swarm {
         let mut tasks = Vec::new();
         for (k, &i) in self.senders.iter().enumerate() {
             let member = &mut self.members[i];
-            let sink = member.sink.take().ok_or_else(|| anyhow!("sender {i} busy"))?;
+            let sink = member
+                .sink
+                .take()
+                .ok_or_else(|| anyhow!("sender {i} busy"))?;
             let pace = Pace {
                 step,
                 sender: i,
@@ -445,7 +457,11 @@ async fn send_paced(mut sink: Sink, pace: Pace) -> (Option<Sink>, u64, f64) {
                 sent,
                 now_us()
             );
-            if sink.feed(Message::Text(Utf8Bytes::from(text.as_str()))).await.is_err() {
+            if sink
+                .feed(Message::Text(Utf8Bytes::from(text.as_str())))
+                .await
+                .is_err()
+            {
                 failed = true;
                 break;
             }
@@ -465,7 +481,8 @@ mod tests {
 
     #[test]
     fn finds_the_step_and_send_time_in_a_delivered_frame() {
-        let frame = r#"{"msg_type": 0, "room": 3, "username": "u", "message": "bench 7 2 41 123456"}"#;
+        let frame =
+            r#"{"msg_type": 0, "room": 3, "username": "u", "message": "bench 7 2 41 123456"}"#;
         assert_eq!(parse_bench_message(frame), Some((7, 123_456)));
         assert_eq!(parse_bench_message(r#"{"join": "3", "title": "t"}"#), None);
     }

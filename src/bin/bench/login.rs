@@ -38,12 +38,19 @@ fn csrf_token(html: &str) -> Option<&str> {
 ///
 /// # Errors
 /// When the page has no form, or the POST does not answer 302 with a session cookie.
-pub async fn login(http: &reqwest::Client, base: &str, username: &str, password: &str) -> anyhow::Result<String> {
+pub async fn login(
+    http: &reqwest::Client,
+    base: &str,
+    username: &str,
+    password: &str,
+) -> anyhow::Result<String> {
     let url = format!("{base}/accounts/login/");
     let page = http.get(&url).send().await.context("GET login page")?;
     let csrf_cookie = set_cookie(&page, "csrftoken").context("no csrftoken cookie")?;
     let html = page.text().await?;
-    let token = csrf_token(&html).context("no csrfmiddlewaretoken input")?.to_string();
+    let token = csrf_token(&html)
+        .context("no csrfmiddlewaretoken input")?
+        .to_string();
     let form = [
         ("csrfmiddlewaretoken", token.as_str()),
         ("username", username),
@@ -66,7 +73,11 @@ pub async fn login(http: &reqwest::Client, base: &str, username: &str, password:
 }
 
 /// Logs in every user, two at a time; returns one cookie header per user.
-pub async fn login_all(base: &str, users: &[String], password: &str) -> anyhow::Result<Vec<String>> {
+pub async fn login_all(
+    base: &str,
+    users: &[String],
+    password: &str,
+) -> anyhow::Result<Vec<String>> {
     let http = http_client();
     let mut cookies = Vec::with_capacity(users.len());
     for pair in users.chunks(2) {

@@ -88,6 +88,9 @@ pub struct Args {
     /// Highest offered rate of a step-up, deliveries/s.
     #[arg(long)]
     pub max_rate: Option<u64>,
+    /// A step of scenarios 1, 2 and 6 fails above this p99 latency (ms).
+    #[arg(long, default_value_t = 100.0)]
+    pub p99_limit_ms: f64,
     /// Seconds a Python target may spend connecting the sockets of one scenario.
     #[arg(long)]
     pub python_connect_limit: Option<f64>,
@@ -149,6 +152,7 @@ pub struct Sizes {
     pub start_rate: u64,
     pub max_rate: u64,
     pub python_connect_limit: f64,
+    pub p99_limit_ms: f64,
 }
 
 impl Sizes {
@@ -168,7 +172,10 @@ impl Sizes {
             step_secs: a.step_secs.unwrap_or(if q { 1.0 } else { 2.0 }),
             start_rate: a.start_rate.unwrap_or(1000),
             max_rate: a.max_rate.unwrap_or(8_000_000),
-            python_connect_limit: a.python_connect_limit.unwrap_or(if q { 30.0 } else { 90.0 }),
+            python_connect_limit: a
+                .python_connect_limit
+                .unwrap_or(if q { 30.0 } else { 90.0 }),
+            p99_limit_ms: a.p99_limit_ms,
         }
     }
 }

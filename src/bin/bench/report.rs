@@ -43,15 +43,23 @@ impl Report {
     }
 
     fn result(&mut self, target: Target, scenario: u8, fields: &str) {
-        self.results
-            .push(format!("RESULT target={} scenario={scenario} {fields}", target.name()));
+        self.results.push(format!(
+            "RESULT target={} scenario={scenario} {fields}",
+            target.name()
+        ));
     }
 
     fn scenario_row(&self, scenario: u8) -> String {
         let s = &self.sizes;
         match scenario {
-            1 => format!("1 fan-out, {} clients/1 room: zero-loss deliveries/s", s.clients),
-            2 => format!("2 {} clients/{} rooms: zero-loss deliveries/s", s.many_clients, s.rooms),
+            1 => format!(
+                "1 fan-out, {} clients/1 room: zero-loss deliveries/s",
+                s.clients
+            ),
+            2 => format!(
+                "2 {} clients/{} rooms: zero-loss deliveries/s",
+                s.many_clients, s.rooms
+            ),
             3 => format!("3 latency @{}/s: p50 / p99 / p99.9 / max", s.latency_rate),
             4 => "4 connect+join: sockets, seconds, RSS/socket".to_string(),
             5 => format!("5 chat p99 during {} logins (logins took)", s.logins),
@@ -68,7 +76,11 @@ impl Report {
 
     pub fn failed(&mut self, target: Target, error: &str) {
         self.failures.push(format!("{}: {error}", target.name()));
-        self.put("error".to_string(), target, error.chars().take(60).collect());
+        self.put(
+            "error".to_string(),
+            target,
+            error.chars().take(60).collect(),
+        );
     }
 
     pub fn has_failures(&self) -> bool {
@@ -144,7 +156,8 @@ impl Report {
         self.values.insert((target, "s4_secs"), secs);
         self.values.insert((target, "s4_kib"), kib_per_socket);
         self.values.insert((target, "s4_sockets"), sockets as f64);
-        let fields = format!("sockets={sockets} seconds={secs:.3} rss_kib_per_socket={kib_per_socket:.2}");
+        let fields =
+            format!("sockets={sockets} seconds={secs:.3} rss_kib_per_socket={kib_per_socket:.2}");
         self.result(target, 4, &fields);
     }
 
@@ -197,28 +210,65 @@ impl Report {
         for key in ["s1", "s2"] {
             if let (Some(ws), Some((py, pv))) = (self.value(w, key), self.best_python(key)) {
                 let ratio = ws / pv.max(1.0);
-                let goal = if key == "s1" { " (target ≥ 50×)" } else { "" };
-                let status = if key == "s1" { verdict(ratio >= 50.0) } else { "" };
-                lines.push(format!("{key}: whisper / best Python ({}) = {ratio:.1}×{goal} {status}", py.name()));
+                let goal = if key == "s1" {
+                    " (target ≥ 50×)"
+                } else {
+                    ""
+                };
+                let status = if key == "s1" {
+                    verdict(ratio >= 50.0)
+                } else {
+                    ""
+                };
+                lines.push(format!(
+                    "{key}: whisper / best Python ({}) = {ratio:.1}×{goal} {status}",
+                    py.name()
+                ));
             }
             if let (Some(ws), Some(bare)) = (self.value(w, key), self.value(Target::Bare, key)) {
                 let share = 100.0 * ws / bare.max(1.0);
-                let goal = if key == "s1" { " (target ≥ 70 %)" } else { "" };
-                let status = if key == "s1" { verdict(share >= 70.0) } else { "" };
-                lines.push(format!("{key}: whisper / bare = {share:.0} %{goal} {status}"));
+                let goal = if key == "s1" {
+                    " (target ≥ 70 %)"
+                } else {
+                    ""
+                };
+                let status = if key == "s1" {
+                    verdict(share >= 70.0)
+                } else {
+                    ""
+                };
+                lines.push(format!(
+                    "{key}: whisper / bare = {share:.0} %{goal} {status}"
+                ));
             }
         }
-        if let (Some(ws), Some(bare)) = (self.value(w, "s3_p99"), self.value(Target::Bare, "s3_p99")) {
+        if let (Some(ws), Some(bare)) =
+            (self.value(w, "s3_p99"), self.value(Target::Bare, "s3_p99"))
+        {
             let ratio = ws / bare.max(0.001);
-            lines.push(format!("s3: whisper p99 / bare p99 = {ratio:.2}× (target ≤ 1.5×) {}", verdict(ratio <= 1.5)));
+            lines.push(format!(
+                "s3: whisper p99 / bare p99 = {ratio:.2}× (target ≤ 1.5×) {}",
+                verdict(ratio <= 1.5)
+            ));
         }
-        if let (Some(secs), Some(kib), Some(n)) = (self.value(w, "s4_secs"), self.value(w, "s4_kib"), self.value(w, "s4_sockets")) {
+        if let (Some(secs), Some(kib), Some(n)) = (
+            self.value(w, "s4_secs"),
+            self.value(w, "s4_kib"),
+            self.value(w, "s4_sockets"),
+        ) {
             let full = n >= 10_000.0;
-            let scale = if full { "" } else { " (fewer than 10,000 sockets: indicative only)" };
+            let scale = if full {
+                ""
+            } else {
+                " (fewer than 10,000 sockets: indicative only)"
+            };
             lines.push(format!("s4: {n:.0} sockets in {secs:.2} s (target ≤ 2 s) {}; {kib:.1} KiB/socket (target ≤ 8 KiB) {}{scale}", verdict(secs <= 2.0), verdict(kib <= 8.0)));
         }
         if let Some(p99) = self.value(w, "s5_p99") {
-            lines.push(format!("s5: whisper chat p99 during the login flood = {p99:.2} ms (target ≤ 5 ms) {}", verdict(p99 <= 5.0)));
+            lines.push(format!(
+                "s5: whisper chat p99 during the login flood = {p99:.2} ms (target ≤ 5 ms) {}",
+                verdict(p99 <= 5.0)
+            ));
         }
         if let Some(agg) = self.value(w, "s6") {
             match self.value(w, "s1") {
@@ -244,7 +294,12 @@ impl Report {
         for row in &rows {
             let mut line = vec![row.clone()];
             for t in &targets {
-                line.push(self.cells.get(&(row.clone(), *t)).cloned().unwrap_or_else(|| "—".into()));
+                line.push(
+                    self.cells
+                        .get(&(row.clone(), *t))
+                        .cloned()
+                        .unwrap_or_else(|| "—".into()),
+                );
             }
             table.push(line);
         }

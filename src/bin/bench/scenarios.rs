@@ -1,7 +1,7 @@
 //! Scenarios 1–6 of issue 5, run for one target at a time on a server of its own:
 //!
 //! 1. fan-out: `clients` in one room, `senders` of them sending; the offered rate doubles until
-//!    a step loses a delivery, falls behind or shows p99 > 100 ms, then two bisection steps;
+//!    a step loses a delivery, falls behind or shows p99 > 100 ms (`--p99-limit-ms`), then two bisection steps;
 //!    the highest zero-loss rate counts;
 //! 2. many rooms: `many_clients` over `rooms` rooms, one sender per room, stepped the same way;
 //! 3. latency at a fixed `latency_rate` on scenario 1's sockets;
@@ -23,8 +23,6 @@ use crate::servers::Server;
 use crate::setup::{PASSWORD, Run};
 use crate::{Sizes, Target};
 
-/// A step fails above this p99 (issue 5, scenario 1).
-const P99_LIMIT_MS: f64 = 100.0;
 /// Client read buffer for measured traffic (fewer reads at high rates) and for idle sockets.
 const BUSY_READ_BUFFER: usize = 64 * 1024;
 const IDLE_READ_BUFFER: usize = 4 * 1024;
@@ -87,14 +85,24 @@ async fn single_server(
             concurrency: 64,
             connect_limit,
         };
-        let (mut swarm, took) = Swarm::connect(&layout).await.context("scenario 1 sockets")?;
-        eprintln!("bench: {}: {} clients joined in {:.2} s", target.name(), sizes.clients, took.as_secs_f64());
+        let (mut swarm, took) = Swarm::connect(&layout)
+            .await
+            .context("scenario 1 sockets")?;
+        eprintln!(
+            "bench: {}: {} clients joined in {:.2} s",
+            target.name(),
+            sizes.clients,
+            took.as_secs_f64()
+        );
         if wanted.contains(&1) {
             let best = step_up(&mut swarm, sizes, target, "1").await?;
             report.throughput(target, 1, best);
             if swarm.damaged() {
                 drop(swarm);
-                swarm = Swarm::connect(&layout).await.context("scenario 3 sockets")?.0;
+                swarm = Swarm::connect(&layout)
+                    .await
+                    .context("scenario 3 sockets")?
+                    .0;
             } else {
                 swarm.settle(Duration::from_secs(10)).await;
             }
@@ -192,7 +200,7 @@ async fn step_up(
     let mut bisections = 0;
     loop {
         let r = swarm.step(rate, duration, drain, None).await?;
-        let held = r.holds(P99_LIMIT_MS);
+        let held = r.holds(sizes.p99_limit_ms);
         eprintln!(
             "bench: {}: scenario {label}: {} {}",
             target.name(),
@@ -227,13 +235,22 @@ async fn step_up(
 }
 
 /// Scenario 3's load: `latency_rate` deliveries/s for `latency_secs` (or until `stop`).
-async fn fixed_rate(swarm: &mut Swarm, sizes: &Sizes, stop: Option<Arc<AtomicBool>>) -> anyhow::Result<StepResult> {
+async fn fixed_rate(
+    swarm: &mut Swarm,
+    sizes: &Sizes,
+    stop: Option<Arc<AtomicBool>>,
+) -> anyhow::Result<StepResult> {
     let duration = match stop {
         Some(_) => Duration::from_secs(300),
         None => Duration::from_secs_f64(sizes.latency_secs),
     };
     swarm
-        .step(sizes.latency_rate as f64, duration, Duration::from_secs(3), stop)
+        .step(
+            sizes.latency_rate as f64,
+            duration,
+            Duration::from_secs(3),
+            stop,
+        )
         .await
 }
 
@@ -262,7 +279,10 @@ async fn login_flood(
             tokio::time::sleep(Duration::from_millis(200)).await;
             stop.store(true, Ordering::Release);
             let failures = results.iter().filter(|r| r.is_err()).count();
-            let first_error = results.into_iter().find_map(Result::err).map(|e| format!("{e:#}"));
+            let first_error = results
+                .into_iter()
+                .find_map(Result::err)
+                .map(|e| format!("{e:#}"));
             (took, failures, first_error)
         })
     };
@@ -274,7 +294,9 @@ async fn login_flood(
         server.target.name(),
         sizes.logins,
         took.as_secs_f64(),
-        first_error.map(|e| format!(", first: {e}")).unwrap_or_default(),
+        first_error
+            .map(|e| format!(", first: {e}"))
+            .unwrap_or_default(),
         describe(&r)
     );
     report.flood(server.target, &r, took, failures);
@@ -296,13 +318,32 @@ async fn connect_scenario(
     };
     let server = Server::start(run, target, &[], &format!("{}-connect", target.name())).await?;
     let rooms = &run.rooms[..1];
-    let warm = connect_many(&[server.addr], rooms, cookies, 1, IDLE_READ_BUFFER, 1, Duration::from_secs(30)).await;
+    let warm = connect_many(
+        &[server.addr],
+        rooms,
+        cookies,
+        1,
+        IDLE_READ_BUFFER,
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
     drop(warm.context("warm-up socket")?);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = server.rss_kib()?;
     let concurrency = if target.is_python() { 64 } else { 256 };
     let limit = connect_limit(sizes, target);
-    match connect_many(&[server.addr], rooms, cookies, n, IDLE_READ_BUFFER, concurrency, limit).await {
+    match connect_many(
+        &[server.addr],
+        rooms,
+        cookies,
+        n,
+        IDLE_READ_BUFFER,
+        concurrency,
+        limit,
+    )
+    .await
+    {
         Ok((sockets, took)) => {
             tokio::time::sleep(Duration::from_secs(1)).await;
             let after = server.rss_kib()?;

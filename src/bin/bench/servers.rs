@@ -27,22 +27,34 @@ fn free_port() -> anyhow::Result<u16> {
 
 impl Server {
     /// Starts `target` with the run's settings plus `extra` environment variables.
-    pub async fn start(run: &Run, target: Target, extra: &[(&str, String)], tag: &str) -> anyhow::Result<Server> {
+    pub async fn start(
+        run: &Run,
+        target: Target,
+        extra: &[(&str, String)],
+        tag: &str,
+    ) -> anyhow::Result<Server> {
         let port = free_port()?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let venv = run.compat.join(".venv/bin");
         let mut cmd = match target {
             Target::Whisper => {
                 let mut c = Command::new(&run.whisper);
-                c.arg("runserver").arg(addr.to_string()).current_dir(&run.dir);
+                c.arg("runserver")
+                    .arg(addr.to_string())
+                    .current_dir(&run.dir);
                 c
             }
             Target::Uvicorn => {
                 let mut c = Command::new(venv.join("uvicorn"));
-                c.args(["multichat.asgi:application", "--host", "127.0.0.1", "--port"])
-                    .arg(port.to_string())
-                    .args(["--log-level", "warning", "--no-access-log"])
-                    .current_dir(&run.compat);
+                c.args([
+                    "multichat.asgi:application",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                ])
+                .arg(port.to_string())
+                .args(["--log-level", "warning", "--no-access-log"])
+                .current_dir(&run.compat);
                 c
             }
             Target::Daphne => {
@@ -62,7 +74,11 @@ impl Server {
         cmd.envs(run.env());
         match target {
             Target::Uvicorn | Target::Daphne => {
-                let backend = if target == Target::Uvicorn { "pubsub" } else { "core" };
+                let backend = if target == Target::Uvicorn {
+                    "pubsub"
+                } else {
+                    "core"
+                };
                 cmd.env("REDIS_URL", &run.redis_url)
                     .env("CHANNEL_LAYER_BACKEND", backend)
                     .env("CHANNEL_LAYER_PREFIX", format!("{}{}", run.prefix, tag))
@@ -103,7 +119,11 @@ impl Server {
         let http = reqwest::Client::new();
         loop {
             if let Some(status) = self.child.try_wait()? {
-                bail!("{} exited ({status}): {}", self.target.name(), self.log_tail());
+                bail!(
+                    "{} exited ({status}): {}",
+                    self.target.name(),
+                    self.log_tail()
+                );
             }
             if tokio::net::TcpStream::connect(self.addr).await.is_ok() {
                 if self.target == Target::Bare {
@@ -117,7 +137,11 @@ impl Server {
                 }
             }
             if Instant::now() > deadline {
-                bail!("{} did not answer within 60 s: {}", self.target.name(), self.log_tail());
+                bail!(
+                    "{} did not answer within 60 s: {}",
+                    self.target.name(),
+                    self.log_tail()
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -33,7 +33,10 @@ impl Run {
     pub async fn prepare(args: &Args, sizes: &Sizes, targets: &[Target]) -> anyhow::Result<Run> {
         let whisper = std::path::absolute(&args.whisper)?;
         if !whisper.is_file() {
-            bail!("no Whisper binary at {} (cargo build --release, or --whisper PATH)", whisper.display());
+            bail!(
+                "no Whisper binary at {} (cargo build --release, or --whisper PATH)",
+                whisper.display()
+            );
         }
         let compat = std::path::absolute(&args.compat)?;
         if targets.iter().any(|t| t.is_python()) {
@@ -44,9 +47,12 @@ impl Run {
                 }
             }
         }
-        redis_ping(&args.redis_url)
-            .await
-            .with_context(|| format!("Redis at {} is required (channel layers, scenario 6)", args.redis_url))?;
+        redis_ping(&args.redis_url).await.with_context(|| {
+            format!(
+                "Redis at {} is required (channel layers, scenario 6)",
+                args.redis_url
+            )
+        })?;
 
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
         let tag = format!("{}-{}", std::process::id(), nanos % 1_000_000_000);
@@ -61,7 +67,9 @@ impl Run {
             secret_key: format!("bench-secret-{tag}-0123456789abcdefghijklmnopqrstuvwxyz"),
             redis_url: args.redis_url.clone(),
             prefix: format!("whisper-bench-{tag}-"),
-            users: (0..sizes.users.max(1)).map(|i| format!("bench{i}")).collect(),
+            users: (0..sizes.users.max(1))
+                .map(|i| format!("bench{i}"))
+                .collect(),
             rooms: Vec::new(),
         };
         run.populate(sizes).await
@@ -73,14 +81,17 @@ impl Run {
         let this = &self;
         for pair in this.users.chunks(2) {
             let jobs = pair.iter().map(|name| async move {
-                this.manage(&["createuser", "--noinput", "--username", name]).await
+                this.manage(&["createuser", "--noinput", "--username", name])
+                    .await
             });
             for result in futures_util::future::join_all(jobs).await {
                 result?;
             }
         }
         for i in 0..sizes.rooms.max(1) {
-            let out = self.manage(&["createroom", &format!("Bench room {i}")]).await?;
+            let out = self
+                .manage(&["createroom", &format!("Bench room {i}")])
+                .await?;
             let id = out
                 .split_whitespace()
                 .filter_map(|w| w.parse::<i64>().ok())
@@ -94,7 +105,10 @@ impl Run {
     /// The settings both Whisper and the compat app read (README settings table).
     pub fn env(&self) -> Vec<(String, String)> {
         let pairs = [
-            ("DATABASE_URL", format!("sqlite:///{}", self.db_path.display())),
+            (
+                "DATABASE_URL",
+                format!("sqlite:///{}", self.db_path.display()),
+            ),
             ("SECRET_KEY", self.secret_key.clone()),
             ("BASE_DIR", self.dir.display().to_string()),
             ("ALLOWED_HOSTS", "127.0.0.1,localhost".to_string()),
