@@ -5,6 +5,7 @@ src/config.rs and README), with the same defaults, plus a `.env` file in BASE_DI
 root, the parent of compat/) that never overrides variables already set. One `.env`
 therefore configures both servers.
 """
+import json
 import os
 import secrets
 from pathlib import Path
@@ -209,7 +210,8 @@ STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else 
 
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 
-# Channels: Redis when REDIS_URL is set (as Whisper), else in-process.
+# Channels: CHANNEL_LAYERS (JSON, as Whisper reads it) if set; else Redis when REDIS_URL is set
+# (as Whisper), else in-process.
 # CHANNEL_LAYER_BACKEND picks channels_redis' layer: "core" (RedisChannelLayer, the default, as
 # the original) or "pubsub" (RedisPubSubChannelLayer). CHANNEL_LAYER_PREFIX is its "prefix"
 # (channels_redis' own default "asgi"); tests isolate runs with their own.
@@ -218,7 +220,11 @@ CHANNEL_LAYER_BACKENDS = {
     "core": "channels_redis.core.RedisChannelLayer",
     "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
 }
-if REDIS_URL:
+if env("CHANNEL_LAYERS"):
+    # The same JSON Whisper reads (Whisper's README: "Several processes"), so one variable
+    # configures both sides of a mixed fleet.
+    CHANNEL_LAYERS = json.loads(env("CHANNEL_LAYERS"))
+elif REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": CHANNEL_LAYER_BACKENDS[env("CHANNEL_LAYER_BACKEND", "core")],

@@ -200,7 +200,12 @@ impl GroupEvent {
 
     /// `chat.message`.
     pub fn message(room_id: Value, username: &str, message: Value) -> GroupEvent {
-        Self::build(EventKind::Message, room_id, Value::str(username), Some(message))
+        Self::build(
+            EventKind::Message,
+            room_id,
+            Value::str(username),
+            Some(message),
+        )
     }
 
     /// An event from its parts, as a channel layer delivers them. `message` is required for

@@ -102,13 +102,18 @@ pub fn resolve(
 }
 
 fn parse(json: &str) -> Result<Option<RedisLayer>, ConfigError> {
-    let root: Json = serde_json::from_str(json)
-        .map_err(|e| invalid(NAME, format!("not valid JSON: {e}")))?;
+    let root: Json =
+        serde_json::from_str(json).map_err(|e| invalid(NAME, format!("not valid JSON: {e}")))?;
     let default = root
         .as_object()
         .and_then(|m| m.get("default"))
         .and_then(Json::as_object)
-        .ok_or_else(|| invalid(NAME, "expected {\"default\": {\"BACKEND\": …, \"CONFIG\": {…}}}"))?;
+        .ok_or_else(|| {
+            invalid(
+                NAME,
+                "expected {\"default\": {\"BACKEND\": …, \"CONFIG\": {…}}}",
+            )
+        })?;
     let backend = default
         .get("BACKEND")
         .and_then(Json::as_str)
@@ -170,7 +175,9 @@ fn parse(json: &str) -> Result<Option<RedisLayer>, ConfigError> {
         Some(other) => {
             return Err(invalid(
                 NAME,
-                format!("serializer_format {other}: only \"msgpack\" (channels_redis' default) is supported"),
+                format!(
+                    "serializer_format {other}: only \"msgpack\" (channels_redis' default) is supported"
+                ),
             ));
         }
     }
@@ -222,7 +229,10 @@ fn host(hosts: Option<&Json>) -> Result<String, ConfigError> {
         Some(Json::Array(list)) => list,
         Some(Json::String(_)) => {
             // channels_redis: "You must pass a list of Redis hosts, even if there is only one."
-            return Err(invalid(NAME, "CONFIG.hosts must be a list, even for one host"));
+            return Err(invalid(
+                NAME,
+                "CONFIG.hosts must be a list, even for one host",
+            ));
         }
         Some(_) => return Err(invalid(NAME, "CONFIG.hosts must be a list")),
     };
@@ -231,10 +241,17 @@ fn host(hosts: Option<&Json>) -> Result<String, ConfigError> {
         [Json::String(url)] => Ok(url.clone()),
         [Json::Array(pair)] => match pair.as_slice() {
             [Json::String(h), Json::Number(p)] if p.as_u64().is_some_and(|p| p <= 65_535) => {
-                let host = if h.contains(':') { format!("[{h}]") } else { h.clone() };
+                let host = if h.contains(':') {
+                    format!("[{h}]")
+                } else {
+                    h.clone()
+                };
                 Ok(format!("redis://{host}:{p}"))
             }
-            _ => Err(invalid(NAME, "a hosts entry as a list must be [\"host\", port]")),
+            _ => Err(invalid(
+                NAME,
+                "a hosts entry as a list must be [\"host\", port]",
+            )),
         },
         [Json::Object(entry)] => match (entry.get("address"), entry.len()) {
             (Some(Json::String(url)), 1) => Ok(url.clone()),
@@ -244,7 +261,10 @@ fn host(hosts: Option<&Json>) -> Result<String, ConfigError> {
                  connection options are not supported; put options in the URL)",
             )),
         },
-        [_] => Err(invalid(NAME, "a hosts entry must be a URL, [host, port] or {\"address\": URL}")),
+        [_] => Err(invalid(
+            NAME,
+            "a hosts entry must be a URL, [host, port] or {\"address\": URL}",
+        )),
         _ => Err(invalid(
             NAME,
             "several hosts (sharding) are not supported: give one Redis",
@@ -308,7 +328,9 @@ mod tests {
         for (config, reason) in [
             (r#""BACKEND": "x.Layer""#, "unsupported BACKEND"),
             (
-                &format!(r#""BACKEND": "{CORE}", "CONFIG": {{"hosts": ["redis://a", "redis://b"]}}"#),
+                &format!(
+                    r#""BACKEND": "{CORE}", "CONFIG": {{"hosts": ["redis://a", "redis://b"]}}"#
+                ),
                 "sharding",
             ),
             (
@@ -316,7 +338,9 @@ mod tests {
                 "even for one host",
             ),
             (
-                &format!(r#""BACKEND": "{PUBSUB}", "CONFIG": {{"symmetric_encryption_keys": ["k"]}}"#),
+                &format!(
+                    r#""BACKEND": "{PUBSUB}", "CONFIG": {{"symmetric_encryption_keys": ["k"]}}"#
+                ),
                 "encryption",
             ),
             (

@@ -427,7 +427,10 @@ mod tests {
             ("1.5", "cb3ff8000000000000"),
             (r#""Zo\u00eb""#, "a45a6fc3ab"),
             (r#"[1, "a"]"#, "9201a161"),
-            (r#"{"type": "chat.join"}"#, "81a474797065a9636861742e6a6f696e"),
+            (
+                r#"{"type": "chat.join"}"#,
+                "81a474797065a9636861742e6a6f696e",
+            ),
         ];
         for (json, hex_bytes) in cases {
             let v = pyjson::loads(json).unwrap();

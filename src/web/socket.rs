@@ -128,7 +128,7 @@ async fn run(app: AppState, mut socket: WebSocket, user: User) {
                 match msg {
                     Some(Ok(Message::Text(text))) => {
                         let effects = consumer.receive(text.as_str()).await;
-                        fanout::apply(app.broker.as_ref(), &mailbox, effects);
+                        fanout::apply(app.broker.as_ref(), &mailbox, effects).await;
                     }
                     Some(Ok(Message::Binary(_))) => break Some((1003, "binary frames are not supported")),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
@@ -149,7 +149,7 @@ async fn run(app: AppState, mut socket: WebSocket, user: User) {
 
     // Leave every joined room, whatever ended the connection (spec §4.11).
     let effects = consumer.disconnect().await;
-    fanout::apply(app.broker.as_ref(), &mailbox, effects);
+    fanout::apply(app.broker.as_ref(), &mailbox, effects).await;
     let goodbye = async {
         match close {
             Some((code, reason)) => {

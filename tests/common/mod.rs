@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod pg;
+pub mod python;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -296,4 +297,18 @@ pub fn leave(room: &str) -> String {
 
 pub fn send(room: &str, message: &str) -> String {
     format!(r#"{{"command": "send", "room": {room}, "message": {message}}}"#)
+}
+
+/// A logged-in WebSocket to any server sharing the database (e.g. the Python app in compat/).
+pub async fn ws_to(addr: SocketAddr, session: &str) -> Ws {
+    let mut request = format!("ws://{addr}/chat/stream/")
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("cookie", format!("sessionid={session}").parse().unwrap());
+    let (stream, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .unwrap_or_else(|e| panic!("handshake with {addr} failed: {e}"));
+    Ws { stream }
 }

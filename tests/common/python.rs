@@ -1,15 +1,24 @@
-//! The Python side: daphne serving `compat/` on a free port, killed on drop (also when a test
-//! panics), and the Redis database each test run uses for its channel layer.
+//! The Python side: the original-like Channels app in `compat/` served by daphne (or uvicorn)
+//! on a free port, killed on drop (also when a test panics); `compat/layer_tool.py` runs; and
+//! the Redis database each test run uses for its channel layer.
 
 use std::net::{SocketAddr, TcpStream as StdTcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::SECRET;
+use super::SECRET;
 
 pub(crate) const COMPAT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/compat");
 
+/// Which ASGI server runs compat/.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Server {
+    Daphne,
+    Uvicorn,
+}
+
+/// The running Python server (daphne or uvicorn).
 pub(crate) struct Daphne {
     pub(crate) child: Child,
     pub(crate) log: PathBuf,
@@ -18,8 +27,26 @@ pub(crate) struct Daphne {
 
 impl Daphne {
     pub(crate) fn start(database_url: &str, redis_url: &str, log: PathBuf) -> Daphne {
+        Self::start_with(
+            Server::Daphne,
+            database_url,
+            &[("REDIS_URL", redis_url)],
+            log,
+        )
+    }
+
+    /// `server` serving compat/ with `vars` added to its environment (e.g. `CHANNEL_LAYERS`).
+    pub(crate) fn start_with(
+        server: Server,
+        database_url: &str,
+        vars: &[(&str, &str)],
+        log: PathBuf,
+    ) -> Daphne {
         let compat = Path::new(COMPAT);
-        let bin = compat.join(".venv/bin/daphne");
+        let bin = compat.join(match server {
+            Server::Daphne => ".venv/bin/daphne",
+            Server::Uvicorn => ".venv/bin/uvicorn",
+        });
         assert!(
             bin.exists(),
             "{} is missing: the interop suite needs the Django 5.2 virtualenv. Create it with \
@@ -32,15 +59,21 @@ impl Daphne {
         };
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(&bin)
-            .args(["-b", "127.0.0.1", "-p", &port.to_string()])
-            .arg("multichat.asgi:application")
+        let mut command = Command::new(&bin);
+        match server {
+            Server::Daphne => command.args(["-b", "127.0.0.1", "-p", &port.to_string()]),
+            Server::Uvicorn => command.args(["--host", "127.0.0.1", "--port", &port.to_string()]),
+        };
+        command.arg("multichat.asgi:application");
+        for (k, v) in vars {
+            command.env(k, v);
+        }
+        let child = command
             .current_dir(compat)
             .env("DJANGO_SETTINGS_MODULE", "multichat.settings")
             .env("DATABASE_URL", database_url)
             .env("SECRET_KEY", SECRET)
             .env("ALLOWED_HOSTS", "127.0.0.1,localhost")
-            .env("REDIS_URL", redis_url)
             .env("NOTIFY_USERS_ON_ENTER_OR_LEAVE_ROOMS", "True")
             .env("PYTHONUNBUFFERED", "1")
             .env_remove("SECRET_KEY_FALLBACKS")
@@ -59,14 +92,17 @@ impl Daphne {
         let start = Instant::now();
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("daphne exited early ({status}):\n{}", self.log_text());
+                panic!(
+                    "the Python server exited early ({status}):\n{}",
+                    self.log_text()
+                );
             }
             if StdTcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
                 return;
             }
             if start.elapsed() > limit {
                 panic!(
-                    "daphne did not accept connections on {} within {limit:?}:\n{}",
+                    "the Python server did not accept connections on {} within {limit:?}:\n{}",
                     self.addr,
                     self.log_text()
                 );

@@ -22,13 +22,12 @@
 //! the full list (input, Python bytes, Whisper bytes).
 //!
 //! This file holds the tests, the two servers over one database (`Env`) and the scenario runner;
-//! the daphne guard is in `daphne`, the comparison machinery in `lockstep`, and the scenarios in
+//! the daphne guard is in `common::python`, the comparison machinery in `lockstep`, and the scenarios in
 //! `connection`, `rooms` and `frames`.
 
 #[path = "../common/mod.rs"]
 mod common;
 mod connection;
-mod daphne;
 mod frames;
 mod lockstep;
 mod rooms;
@@ -37,9 +36,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use common::pg::{Locale, PgDatabase};
+use common::python::{Daphne, redis_url};
 use common::{TestServer, Ws};
 use connection::*;
-use daphne::{Daphne, redis_url};
 use frames::*;
 use lockstep::*;
 use rooms::*;

@@ -262,12 +262,15 @@ impl Membership {
                 wanted.dirty.extend(add.into_iter().chain(remove));
                 return Err(e);
             }
+            lock(&self.shared.wanted).confirm(&add, &remove);
             let mut active = lock(&self.active);
             for group in remove {
                 active.remove(&group);
             }
             active.extend(add);
-            self.shared.subscribed.store(active.len(), Ordering::Relaxed);
+            self.shared
+                .subscribed
+                .store(active.len(), Ordering::Relaxed);
         }
         if full {
             *lock(&self.renewed) = Some(Instant::now());
@@ -422,7 +425,10 @@ mod tests {
         let m = Membership::new(shared, CoreParams::default());
         let a = m.next_score();
         let b = m.next_score();
-        assert!(b.parse::<f64>().unwrap() > a.parse::<f64>().unwrap(), "{a} {b}");
+        assert!(
+            b.parse::<f64>().unwrap() > a.parse::<f64>().unwrap(),
+            "{a} {b}"
+        );
         assert_eq!(score(1_700_000_000_000_042), "1700000000.000042");
     }
 }

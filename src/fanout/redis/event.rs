@@ -139,8 +139,7 @@ pub(super) fn decode(payload: &[u8]) -> Result<Decoded, DecodeError> {
     }
     r.finish()?;
     let kind_name = kind.ok_or(DecodeError::UnknownType(String::new()))?;
-    let kind =
-        EventKind::from_type_name(&kind_name).ok_or(DecodeError::UnknownType(kind_name))?;
+    let kind = EventKind::from_type_name(&kind_name).ok_or(DecodeError::UnknownType(kind_name))?;
     let frame = match frame {
         Some(frame) => frame,
         None => {

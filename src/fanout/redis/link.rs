@@ -6,7 +6,7 @@
 //! produced. A lost connection is retried with capped exponential back-off; meanwhile queued
 //! commands are dropped and counted, and local delivery goes on.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use super::core::Membership;
@@ -39,9 +39,43 @@ const IDLE_PING: Duration = Duration::from_secs(1);
 pub(super) struct Wanted {
     pub groups: HashSet<String>,
     pub dirty: HashSet<String>,
+    /// Groups whose subscription (or membership) Redis has confirmed.
+    confirmed: HashSet<String>,
+    /// Joins waiting for their group to be confirmed.
+    waiters: HashMap<String, Vec<oneshot::Sender<()>>>,
 }
 
 impl Wanted {
+    /// Redis confirmed `added` and dropped `removed`: wake the joins waiting for them.
+    pub fn confirm(&mut self, added: &[String], removed: &[String]) {
+        for group in removed {
+            self.confirmed.remove(group);
+        }
+        for group in added {
+            self.confirmed.insert(group.clone());
+            for waiter in self.waiters.remove(group).unwrap_or_default() {
+                let _ = waiter.send(());
+            }
+        }
+    }
+
+    /// The connection holding the subscriptions is gone.
+    pub fn unconfirm_all(&mut self) {
+        self.confirmed.clear();
+        self.waiters.clear();
+    }
+
+    /// A receiver that resolves when `group` is confirmed; `None` if it already is (or is not
+    /// wanted at all).
+    pub fn wait_for(&mut self, group: &str) -> Option<oneshot::Receiver<()>> {
+        if self.confirmed.contains(group) || !self.groups.contains(group) {
+            return None;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.waiters.entry(group.to_string()).or_default().push(tx);
+        Some(rx)
+    }
+
     /// The groups to add to and remove from Redis to match `active`: all wanted groups after a
     /// (re)connect (`full`), else only those whose membership changed.
     pub fn diff(&mut self, active: &HashSet<String>, full: bool) -> (Vec<String>, Vec<String>) {

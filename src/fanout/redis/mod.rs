@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use super::{Broker, ConnId, LocalHub, Mailbox};
@@ -181,6 +181,14 @@ impl Broker for RedisBroker {
         if self.shared.hub.group_size(group) == 0 && wanted.groups.remove(group) {
             self.shared.mark(&mut wanted, group);
         }
+    }
+
+    fn ready(&self, group: &str) -> Option<oneshot::Receiver<()>> {
+        // While Redis is away a join does not wait: it is served locally at once.
+        if !self.shared.connected() {
+            return None;
+        }
+        lock(&self.shared.wanted).wait_for(group)
     }
 
     fn group_send(&self, group: &str, event: GroupEvent) {

@@ -150,6 +150,7 @@ pub(super) async fn subscriber(
             Err(_) => "connection timed out".to_string(),
         };
         shared.subscribed.store(0, Ordering::Relaxed);
+        lock(&shared.wanted).unconfirm_all();
         shared.set_link(Link::Receiver, false, Some(&error));
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
@@ -182,6 +183,7 @@ async fn reconcile(
             .await
             .map_err(timeout("SUBSCRIBE"))?
             .map_err(|e| e.to_string())?;
+        lock(&shared.wanted).confirm(&add, &[]);
         active.extend(add);
     }
     if !remove.is_empty() {
@@ -197,6 +199,7 @@ async fn reconcile(
         for group in &remove {
             active.remove(group);
         }
+        lock(&shared.wanted).confirm(&[], &remove);
     }
     shared.subscribed.store(active.len(), Ordering::Relaxed);
     Ok(())
@@ -221,7 +224,11 @@ mod tests {
         let (m, mut inbox) = mailbox(1, 8);
         s.hub.group_add("room-1", &m);
         let f = PubSubFormat::Whisper;
-        f.on_message(&s, "t:room-1", &whisper_payload([7; PROCESS_ID_LEN], "mine"));
+        f.on_message(
+            &s,
+            "t:room-1",
+            &whisper_payload([7; PROCESS_ID_LEN], "mine"),
+        );
         f.on_message(&s, "t:room-1", b"garbage");
         f.on_message(
             &s,
@@ -229,7 +236,11 @@ mod tests {
             &whisper_payload([8; PROCESS_ID_LEN], "other prefix"),
         );
         assert!(inbox.try_recv().is_none());
-        f.on_message(&s, "t:room-1", &whisper_payload([8; PROCESS_ID_LEN], "theirs"));
+        f.on_message(
+            &s,
+            "t:room-1",
+            &whisper_payload([8; PROCESS_ID_LEN], "theirs"),
+        );
         assert_eq!(inbox.try_recv().unwrap().as_str(), "theirs");
         assert_eq!(s.received.load(Ordering::Relaxed), 1);
         assert_eq!(s.ignored.load(Ordering::Relaxed), 1);

@@ -1,0 +1,364 @@
+//! Whisper and Python Channels on one channel layer (`CHANNEL_LAYERS`), with real Python:
+//! channels + channels_redis from the compat venv, the real Redis on 127.0.0.1:6379 (each test
+//! isolated by its own random `prefix`), for both `RedisPubSubChannelLayer` and
+//! `RedisChannelLayer`:
+//!
+//! 1. Django code calling `group_send("room-<id>", {"type": "chat.message", …})`
+//!    (`compat/layer_tool.py send`) reaches Whisper's members with the original's bytes;
+//! 2. Whisper's events reach Django code listening on the group (`layer_tool.py listen`) as
+//!    the original's event dicts;
+//! 3. a mixed fleet: two Whisper processes and the original-like consumer under uvicorn
+//!    (pub/sub layer) or daphne (core layer) serve one room together: joins, messages both
+//!    ways in per-sender order, exactly once, byte-identical on every side, leaves on
+//!    disconnect.
+//!
+//! A missing venv or Redis fails these tests; nothing is skipped.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+use common::python::{COMPAT, Daphne, Server};
+use common::{SECRET, TestServer, Ws, join, send, ws_to};
+
+const REDIS: &str = "redis://127.0.0.1:6379/0";
+const PUBSUB: &str = "channels_redis.pubsub.RedisPubSubChannelLayer";
+const CORE: &str = "channels_redis.core.RedisChannelLayer";
+
+/// One test's layer: its backend and a prefix no other test uses.
+struct Layer {
+    json: String,
+    database_url: String,
+}
+
+impl Layer {
+    fn new(backend: &str, database_url: &str) -> Layer {
+        let prefix = format!("wt{:016x}", rand::random::<u64>());
+        Layer {
+            json: format!(
+                r#"{{"default": {{"BACKEND": "{backend}", "CONFIG": {{"hosts": ["{REDIS}"], "prefix": "{prefix}"}}}}}}"#
+            ),
+            database_url: database_url.to_string(),
+        }
+    }
+
+    async fn whisper(&self) -> TestServer {
+        TestServer::start_with(&[
+            ("DATABASE_URL", &self.database_url),
+            ("CHANNEL_LAYERS", &self.json),
+        ])
+        .await
+    }
+
+    fn python_server(&self, server: Server, log: std::path::PathBuf) -> Daphne {
+        Daphne::start_with(
+            server,
+            &self.database_url,
+            &[("CHANNEL_LAYERS", &self.json)],
+            log,
+        )
+    }
+
+    fn tool(&self, args: &[&str]) -> Command {
+        let python = format!("{COMPAT}/.venv/bin/python");
+        assert!(
+            std::path::Path::new(&python).exists(),
+            "{python} is missing: run compat/bootstrap.sh 5.2 (./manage test does)"
+        );
+        let mut cmd = Command::new(python);
+        cmd.arg("layer_tool.py")
+            .args(args)
+            .current_dir(COMPAT)
+            .env("CHANNEL_LAYERS", &self.json)
+            .env("DATABASE_URL", &self.database_url)
+            .env("SECRET_KEY", SECRET)
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    /// Django code's `group_send`, one call per event, in order.
+    async fn group_send(&self, group: &str, events: &[&str]) {
+        let mut args = vec!["send", group];
+        args.extend_from_slice(events);
+        let out = self.tool(&args).output().await.unwrap();
+        assert!(
+            out.status.success(),
+            "layer_tool send failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("sent {}", events.len())
+        );
+    }
+
+    /// Django code listening on `group`; returns once its `group_add` is done.
+    async fn listen(&self, group: &str, count: usize) -> Listener {
+        let mut child = self
+            .tool(&["listen", group, &count.to_string(), "20"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("layer_tool listen did not start")
+            .unwrap();
+        assert_eq!(
+            first.as_deref(),
+            Some("ready"),
+            "layer_tool listen: {first:?}"
+        );
+        Listener {
+            _child: child,
+            lines,
+        }
+    }
+}
+
+struct Listener {
+    _child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl Listener {
+    /// The next event Django code received, as a JSON value.
+    async fn next(&mut self) -> serde_json::Value {
+        let line = tokio::time::timeout(Duration::from_secs(10), self.lines.next_line())
+            .await
+            .expect("no event reached the Python listener")
+            .unwrap()
+            .expect("listener ended");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"))
+    }
+}
+
+async fn fixture(backend: &str) -> (tempfile::TempDir, Layer) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:///{}", dir.path().join("shared.sqlite3").display());
+    (dir, Layer::new(backend, &url))
+}
+
+async fn django_code_reaches_whisper_members(backend: &str) {
+    let (_dir, layer) = fixture(backend).await;
+    let whisper = layer.whisper().await;
+    let room = whisper.create_room("Lobby", false).await;
+    let mut members = Vec::new();
+    for name in ["ann", "ben"] {
+        let id = whisper.create_user(name, false).await;
+        let mut ws = whisper.ws_for(id).await;
+        assert_eq!(
+            ws.call(&join(&room.to_string())).await,
+            format!(r#"{{"join": "{room}", "title": "Lobby"}}"#)
+        );
+        members.push(ws);
+    }
+    // ben's enter notice reached ann.
+    assert_eq!(
+        members[0].recv().await,
+        format!(r#"{{"msg_type": 4, "room": {room}, "username": "ben"}}"#)
+    );
+    let group = format!("room-{room}");
+    layer
+        .group_send(
+            &group,
+            &[
+                r#"{"type": "chat.join", "room_id": 7, "username": "bot"}"#,
+                r#"{"type": "chat.message", "room_id": "7", "username": "bot", "message": {"text": "caf\u00e9 \u2603", "n": [1, 2.5, null, true]}}"#,
+                // No handler in the original consumer: Whisper skips it, the socket lives on.
+                r#"{"type": "chat.shout", "room_id": 7, "username": "bot"}"#,
+                r#"{"type": "chat.message", "room_id": 7, "username": "bot"}"#,
+                r#"{"type": "chat.leave", "room_id": 7, "username": "bot", "extra": 1}"#,
+            ],
+        )
+        .await;
+    for ws in &mut members {
+        assert_eq!(
+            ws.recv().await,
+            r#"{"msg_type": 4, "room": 7, "username": "bot"}"#
+        );
+        assert_eq!(
+            ws.recv().await,
+            r#"{"msg_type": 0, "room": "7", "username": "bot", "message": {"text": "caf\u00e9 \u2603", "n": [1, 2.5, null, true]}}"#
+        );
+        assert_eq!(
+            ws.recv().await,
+            r#"{"msg_type": 5, "room": 7, "username": "bot"}"#
+        );
+    }
+    // Still serving.
+    let hello = send(&room.to_string(), r#""still here""#);
+    members[0].send(&hello).await;
+    for ws in &mut members {
+        assert!(ws.recv().await.contains("still here"));
+    }
+}
+
+async fn whisper_events_reach_django_code(backend: &str) {
+    let (_dir, layer) = fixture(backend).await;
+    let whisper = layer.whisper().await;
+    let room = whisper.create_room("Lobby", false).await;
+    let ann = whisper.create_user("ann", false).await;
+    let mut listener = layer.listen(&format!("room-{room}"), 3).await;
+    let mut ws = whisper.ws_for(ann).await;
+    ws.call(&format!(r#"{{"command": "join", "room": "{room}"}}"#))
+        .await;
+    ws.send(&send(
+        &format!("\"{room}\""),
+        r#"{"a": [1, -2, 3.5e300, "\u00fc"]}"#,
+    ))
+    .await;
+    ws.recv().await;
+    ws.call(&format!(r#"{{"command": "leave", "room": "{room}"}}"#))
+        .await;
+    let id = room.to_string();
+    let expect = [
+        serde_json::json!({"type": "chat.join", "room_id": id, "username": "ann"}),
+        serde_json::json!({"type": "chat.message", "room_id": id, "username": "ann",
+            "message": {"a": [1, -2, 3.5e300, "ü"]}}),
+        serde_json::json!({"type": "chat.leave", "room_id": id, "username": "ann"}),
+    ];
+    for want in expect {
+        let mut got = listener.next().await;
+        // Whisper's own marker (bytes) rides along on the pub/sub layer; handlers ignore it.
+        if backend == PUBSUB {
+            let marker = got.as_object_mut().unwrap().remove("__whisper__");
+            assert_eq!(marker, Some(serde_json::json!({"__bytes__": 16})));
+        }
+        assert_eq!(got, want);
+    }
+}
+
+/// Reads `n` frames; panics on anything unexpected.
+async fn frames(ws: &mut Ws, n: usize) -> Vec<String> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(ws.recv().await);
+    }
+    out
+}
+
+async fn mixed_fleet(backend: &str, server: Server) {
+    let (dir, layer) = fixture(backend).await;
+    let w1 = layer.whisper().await;
+    let w2 = layer.whisper().await;
+    let room = w1.create_room("Lobby", false).await;
+    let (alice, bob, carol) = (
+        w1.create_user("alice", false).await,
+        w1.create_user("bob", false).await,
+        w1.create_user("carol", false).await,
+    );
+    let python = layer.python_server(server, dir.path().join("python.log"));
+    let r = room.to_string();
+
+    let mut a = w1.ws_for(alice).await;
+    assert_eq!(
+        a.call(&join(&r)).await,
+        format!(r#"{{"join": "{r}", "title": "Lobby"}}"#)
+    );
+    // bob, on the Python process, joins with the room as a string.
+    let mut b = ws_to(python.addr, &w1.session_for(bob).await).await;
+    assert_eq!(
+        b.call(&join(&format!("\"{r}\""))).await,
+        format!(r#"{{"join": "{r}", "title": "Lobby"}}"#)
+    );
+    assert_eq!(
+        a.recv().await,
+        format!(r#"{{"msg_type": 4, "room": "{r}", "username": "bob"}}"#)
+    );
+    let mut c = w2.ws_for(carol).await;
+    c.call(&join(&r)).await;
+    let carol_enter = format!(r#"{{"msg_type": 4, "room": {r}, "username": "carol"}}"#);
+    assert_eq!(a.recv().await, carol_enter);
+    assert_eq!(b.recv().await, carol_enter, "python: {}", python.log_text());
+
+    // Everyone talks at once.
+    const N: usize = 25;
+    let body =
+        |who: &str, i: usize| format!(r#"{{"from": "{who}", "i": {i}, "t": "h\u00e9 \u2603"}}"#);
+    for i in 0..N {
+        a.send(&send(&r, &body("alice", i))).await;
+        b.send(&send(&format!("\"{r}\""), &body("bob", i))).await;
+        c.send(&send(&r, &body("carol", i))).await;
+    }
+    let seen = [
+        frames(&mut a, 3 * N).await,
+        frames(&mut b, 3 * N).await,
+        frames(&mut c, 3 * N).await,
+    ];
+    for (who, got) in ["alice", "bob", "carol"].iter().zip(&seen) {
+        for sender in ["alice", "bob", "carol"] {
+            let room_json = if sender == "bob" {
+                format!("\"{r}\"")
+            } else {
+                r.clone()
+            };
+            let want: Vec<String> = (0..N)
+                .map(|i| {
+                    format!(
+                        r#"{{"msg_type": 0, "room": {room_json}, "username": "{sender}", "message": {{"from": "{sender}", "i": {i}, "t": "h\u00e9 \u2603"}}}}"#
+                    )
+                })
+                .collect();
+            let from_sender: Vec<String> = got
+                .iter()
+                .filter(|f| f.contains(&format!(r#""username": "{sender}""#)))
+                .cloned()
+                .collect();
+            assert_eq!(
+                from_sender, want,
+                "{who}'s view of {sender}'s messages (exactly once, in order, same bytes)"
+            );
+        }
+    }
+
+    // bob's Python socket goes away: the Whisper side hears the leave.
+    b.close(1000).await;
+    let bob_leave = format!(r#"{{"msg_type": 5, "room": "{r}", "username": "bob"}}"#);
+    assert_eq!(a.recv().await, bob_leave);
+    assert_eq!(c.recv().await, bob_leave);
+    // carol's process (w2) stops: alice hears carol leave.
+    c.close(1000).await;
+    assert_eq!(
+        a.recv().await,
+        format!(r#"{{"msg_type": 5, "room": {r}, "username": "carol"}}"#)
+    );
+    a.expect_silence(300).await;
+    drop(python);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pubsub_layer_django_code_reaches_whisper_members() {
+    django_code_reaches_whisper_members(PUBSUB).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn core_layer_django_code_reaches_whisper_members() {
+    django_code_reaches_whisper_members(CORE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pubsub_layer_whisper_events_reach_django_code() {
+    whisper_events_reach_django_code(PUBSUB).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn core_layer_whisper_events_reach_django_code() {
+    whisper_events_reach_django_code(CORE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pubsub_layer_mixed_fleet_with_uvicorn() {
+    mixed_fleet(PUBSUB, Server::Uvicorn).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn core_layer_mixed_fleet_with_daphne() {
+    mixed_fleet(CORE, Server::Daphne).await;
+}
