@@ -46,7 +46,11 @@ const PING_TIMEOUT: Duration = Duration::from_secs(30);
 /// Frames written before one flush.
 const MAX_BATCH: usize = 64;
 /// Per-socket buffers: small, since most frames are ~100 bytes (tungstenite defaults to 128 KiB).
-const READ_BUFFER: usize = 4 * 1024;
+/// tungstenite zero-fills `READ_BUFFER` bytes on every read attempt, and the connection loop
+/// attempts a read each time it wakes (for queued frames too), so this size is paid per wake:
+/// at 4 KiB that fill was a third of the server's CPU in the fan-out profile (BENCHMARKS.md).
+/// Larger inbound frames still arrive whole, read in several chunks.
+const READ_BUFFER: usize = 512;
 const WRITE_BUFFER: usize = 8 * 1024;
 
 /// The handshake: Origin, then the session's user; anonymous → 403 with an empty body.

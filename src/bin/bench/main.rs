@@ -94,6 +94,10 @@ pub struct Args {
     /// Seconds a Python target may spend connecting the sockets of one scenario.
     #[arg(long)]
     pub python_connect_limit: Option<f64>,
+    /// A command that wraps the Whisper server process, for profiling (split on spaces), e.g.
+    /// `--whisper-wrap "valgrind --tool=callgrind --callgrind-out-file=/tmp/whisper.cg"`.
+    #[arg(long)]
+    pub whisper_wrap: Option<String>,
     /// Keep the run directory (database, server logs) instead of deleting it.
     #[arg(long)]
     pub keep: bool,

@@ -95,7 +95,7 @@ async fn single_server(
             took.as_secs_f64()
         );
         if wanted.contains(&1) {
-            let best = step_up(&mut swarm, sizes, target, "1").await?;
+            let best = step_up(&mut swarm, &layout, sizes, target, "1").await?;
             report.throughput(target, 1, best);
             if swarm.damaged() {
                 drop(swarm);
@@ -143,7 +143,7 @@ async fn single_server(
                     sizes.rooms,
                     took.as_secs_f64()
                 );
-                let best = step_up(&mut swarm, sizes, target, "2").await?;
+                let best = step_up(&mut swarm, &layout, sizes, target, "2").await?;
                 report.throughput(target, 2, best);
             }
             Err(e) if target.is_python() => {
@@ -184,9 +184,11 @@ fn describe(r: &StepResult) -> String {
 }
 
 /// Scenario 1/2's search: doubling from `start_rate` until a step fails, then two geometric
-/// bisection steps. Returns the best step that held, if any.
+/// bisection steps. Returns the best step that held, if any. Sockets the server closed (a full
+/// outbound queue) fail the step and are replaced by a fresh swarm on `layout`.
 async fn step_up(
     swarm: &mut Swarm,
+    layout: &Layout,
     sizes: &Sizes,
     target: Target,
     label: &str,
@@ -212,10 +214,11 @@ async fn step_up(
         } else {
             failed_at = Some(rate);
             if swarm.damaged() {
-                // The server closed sockets (slow consumers): no further step on these.
-                break;
+                // The server closed sockets (slow consumers): continue on fresh ones.
+                *swarm = Swarm::connect(layout).await?.0;
+            } else {
+                swarm.settle(Duration::from_secs(10)).await;
             }
-            swarm.settle(Duration::from_secs(10)).await;
         }
         let low = best.as_ref().map(|b| b.offered);
         rate = match (low, failed_at) {
@@ -388,7 +391,7 @@ async fn two_processes(run: &Run, sizes: &Sizes, report: &mut Report) -> anyhow:
         let (mut swarm, _) = Swarm::connect(&layout).await?;
         // Let both processes' Redis subscriptions settle before measuring.
         tokio::time::sleep(Duration::from_millis(500)).await;
-        step_up(&mut swarm, sizes, Target::Whisper, "6").await
+        step_up(&mut swarm, &layout, sizes, Target::Whisper, "6").await
     }
     .await;
     a.stop().await;

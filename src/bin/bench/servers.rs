@@ -38,7 +38,14 @@ impl Server {
         let venv = run.compat.join(".venv/bin");
         let mut cmd = match target {
             Target::Whisper => {
-                let mut c = Command::new(&run.whisper);
+                let mut c = match run.whisper_wrap.split_first() {
+                    Some((program, args)) => {
+                        let mut c = Command::new(program);
+                        c.args(args).arg(&run.whisper);
+                        c
+                    }
+                    None => Command::new(&run.whisper),
+                };
                 c.arg("runserver")
                     .arg(addr.to_string())
                     .current_dir(&run.dir);
@@ -168,9 +175,22 @@ impl Server {
             .context("no VmRSS line")
     }
 
-    /// Kills the process (our own child, by pid) and reaps it.
+    /// Stops the process (our own child, by pid): SIGTERM, so a profiler around Whisper can
+    /// write its output, then SIGKILL after 10 s; and reaps it.
     pub async fn stop(mut self) {
-        let _ = self.child.start_kill();
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+        if let Some(pid) = self.pid() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status()
+                .await;
+        }
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.start_kill();
+            let _ = self.child.wait().await;
+        }
     }
 }

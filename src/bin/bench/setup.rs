@@ -26,6 +26,8 @@ pub struct Run {
     pub prefix: String,
     pub users: Vec<String>,
     pub rooms: Vec<i64>,
+    /// Profiler command line put before the Whisper server (`--whisper-wrap`).
+    pub whisper_wrap: Vec<String>,
 }
 
 impl Run {
@@ -71,6 +73,13 @@ impl Run {
                 .map(|i| format!("bench{i}"))
                 .collect(),
             rooms: Vec::new(),
+            whisper_wrap: args
+                .whisper_wrap
+                .as_deref()
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(str::to_string)
+                .collect(),
         };
         run.populate(sizes).await
     }
