@@ -12,6 +12,9 @@
 //!    ways in per-sender order, exactly once, byte-identical on every side, leaves on
 //!    disconnect.
 //!
+//! 4. one Redis command per room event (PUBLISH / the core layer's EVALSHA), and recovery
+//!    after a private redis-server is killed and restarted.
+//!
 //! A missing venv or Redis fails these tests; nothing is skipped.
 
 mod common;
@@ -23,6 +26,7 @@ use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
 use common::python::{COMPAT, Daphne, Server};
+use common::redis_server::{PrivateRedis, command_calls};
 use common::{SECRET, TestServer, Ws, join, send, ws_to};
 
 const REDIS: &str = "redis://127.0.0.1:6379/0";
@@ -37,10 +41,14 @@ struct Layer {
 
 impl Layer {
     fn new(backend: &str, database_url: &str) -> Layer {
+        Self::on(REDIS, backend, database_url)
+    }
+
+    fn on(redis: &str, backend: &str, database_url: &str) -> Layer {
         let prefix = format!("wt{:016x}", rand::random::<u64>());
         Layer {
             json: format!(
-                r#"{{"default": {{"BACKEND": "{backend}", "CONFIG": {{"hosts": ["{REDIS}"], "prefix": "{prefix}"}}}}}}"#
+                r#"{{"default": {{"BACKEND": "{backend}", "CONFIG": {{"hosts": ["{redis}"], "prefix": "{prefix}"}}}}}}"#
             ),
             database_url: database_url.to_string(),
         }
@@ -331,6 +339,102 @@ async fn mixed_fleet(backend: &str, server: Server) {
     );
     a.expect_silence(300).await;
     drop(python);
+}
+
+/// Polls `/healthz` until its `redis` field says `want`.
+async fn wait_redis(server: &TestServer, want: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let body: serde_json::Value = reqwest::get(server.url("/healthz"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if body["redis"] == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "healthz never said redis={want}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Two processes, four members: one Redis command per room event (`PUBLISH` on the pub/sub
+/// layer, the send script's `EVALSHA` on the core layer), whatever the number of members; then
+/// Redis restarts: local delivery never stops, cross-process delivery resumes by itself.
+async fn one_command_per_event_and_restart(backend: &str, command: &str) {
+    let mut redis = PrivateRedis::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:///{}", dir.path().join("shared.sqlite3").display());
+    let layer = Layer::on(&redis.url(), backend, &db);
+    let servers = [layer.whisper().await, layer.whisper().await];
+    let room = servers[0].create_room("Lobby", false).await;
+    let r = room.to_string();
+    let mut members = Vec::new();
+    for (i, server) in [0, 0, 1, 1].into_iter().enumerate() {
+        let user = servers[0].create_user(&format!("user{i}"), false).await;
+        let mut ws = servers[server].ws_for(user).await;
+        ws.call(&join(&r)).await;
+        members.push(ws);
+    }
+    for (i, ws) in members.iter_mut().enumerate() {
+        for _ in i + 1..4 {
+            assert!(ws.recv().await.starts_with(r#"{"msg_type": 4"#));
+        }
+    }
+    let before = command_calls(&redis.url(), command).await;
+    const M: usize = 20;
+    for i in 0..M {
+        members[i % 4].send(&send(&r, &format!("\"m{i}\""))).await;
+    }
+    for ws in members.iter_mut() {
+        let got = frames(ws, M).await;
+        assert!(
+            got.iter().all(|f| f.starts_with(r#"{"msg_type": 0"#)),
+            "{got:?}"
+        );
+    }
+    let calls = command_calls(&redis.url(), command).await - before;
+    println!("{backend}: {calls} {command} calls for {M} messages to 4 members on 2 processes");
+    assert_eq!(calls, M as u64, "one {command} per room message");
+
+    redis.kill();
+    for s in &servers {
+        wait_redis(s, "down").await;
+    }
+    members[0].send(&send(&r, "\"during\"")).await;
+    for ws in &mut members[..2] {
+        assert!(ws.recv().await.contains("during"));
+    }
+    members[2].expect_silence(300).await;
+
+    redis.restart().await;
+    for s in &servers {
+        wait_redis(s, "ok").await;
+    }
+    members[0].send(&send(&r, "\"after\"")).await;
+    members[3].send(&send(&r, "\"back\"")).await;
+    for ws in members.iter_mut() {
+        let mut got = frames(ws, 2).await;
+        got.sort();
+        assert!(
+            got[0].contains("\"after\"") && got[1].contains("\"back\""),
+            "{got:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pubsub_layer_one_publish_per_event_and_redis_restart() {
+    one_command_per_event_and_restart(PUBSUB, "publish").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn core_layer_one_evalsha_per_event_and_redis_restart() {
+    one_command_per_event_and_restart(CORE, "evalsha").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -7,9 +7,9 @@
 //! processes behind a load balancer share Django's database.
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::redis_server::{PrivateRedis, command_calls};
 use common::*;
 use serde_json::Value;
 use tokio::time::Instant;
@@ -67,81 +67,7 @@ async fn wait_numsub(url: &str, channel: &str, n: i64) {
 
 /// `cmdstat_publish:calls=N` from `INFO commandstats`.
 async fn publish_calls(url: &str) -> u64 {
-    let mut conn = redis_conn(url).await;
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix("cmdstat_publish:calls="))
-        .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
-}
-
-/// A private `redis-server` (no persistence) on a fixed port, restartable.
-struct PrivateRedis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl PrivateRedis {
-    async fn start() -> PrivateRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut redis = PrivateRedis { port, child: None };
-        redis.restart().await;
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    async fn restart(&mut self) {
-        assert!(self.child.is_none());
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is required for these tests");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(client) = redis::Client::open(self.url())
-                && let Ok(Ok(mut c)) = tokio::time::timeout(
-                    Duration::from_secs(1),
-                    client.get_multiplexed_async_connection(),
-                )
-                .await
-                && redis::cmd("PING")
-                    .query_async::<String>(&mut c)
-                    .await
-                    .is_ok()
-            {
-                return;
-            }
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
+    command_calls(url, "publish").await
 }
 
 /// `n` servers on one Redis and one database (the first server's SQLite file).
@@ -366,7 +292,11 @@ async fn redis_restart_keeps_local_delivery_and_resumes_cross_process() {
     // Redis dies: both processes notice, local delivery goes on, nothing blocks.
     redis.kill();
     let (status, body) = wait_redis_health(s1, "down").await;
-    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        (status, &body["status"]),
+        (200, &serde_json::json!("degraded")),
+        "{body}"
+    );
     wait_redis_health(s2, "down").await;
     for i in 0..5 {
         alice.send(&send(&r, &format!("\"during {i}\""))).await;
@@ -489,7 +419,7 @@ async fn healthz_reports_broker_and_redis_state() {
     assert_eq!(status, 200);
     assert_eq!(
         body,
-        serde_json::json!({"database": "ok", "broker": "local", "redis": null, "open_sockets": 0})
+        serde_json::json!({"status": "ok", "database": "ok", "broker": "local", "redis": null, "open_sockets": 0})
     );
     local.stop().await;
 
@@ -505,13 +435,13 @@ async fn healthz_reports_broker_and_redis_state() {
     assert_eq!(status, 200);
     assert_eq!(
         body,
-        serde_json::json!({"database": "ok", "broker": "redis", "redis": "ok", "open_sockets": 1})
+        serde_json::json!({"status": "ok", "database": "ok", "broker": "redis", "redis": "ok", "open_sockets": 1})
     );
     drop(ws);
     server.stop().await;
 
-    // Redis unreachable at startup: the server starts anyway (degraded), reports down with
-    // 503, and still serves a room locally.
+    // Redis unreachable at startup: the server starts anyway, reports "degraded" with 200 (it
+    // serves its own members; a load balancer must not pull it), and serves a room locally.
     let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -520,7 +450,8 @@ async fn healthz_reports_broker_and_redis_state() {
     let dead = format!("redis://127.0.0.1:{dead_port}/0");
     let server = TestServer::start_with(&[("REDIS_URL", &dead), ("REDIS_PREFIX", &prefix)]).await;
     let (status, body) = wait_redis_health(&server, "down").await;
-    assert_eq!(status, 503);
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "degraded");
     assert_eq!(body["broker"], "redis");
     assert_eq!(body["database"], "ok");
     let room = server.create_room("Lobby", false).await;
@@ -537,11 +468,7 @@ async fn healthz_reports_broker_and_redis_state() {
     assert_eq!(a.recv().await, chat(room, "bob", "local only"));
 
     // Redis appears on that port: the server connects by itself.
-    let mut late = PrivateRedis {
-        port: dead_port,
-        child: None,
-    };
-    late.restart().await;
+    let late = PrivateRedis::start_on(dead_port).await;
     let (status, _) = wait_redis_health(&server, "ok").await;
     assert_eq!(status, 200);
     wait_numsub(&late.url(), &format!("{prefix}room-{room}"), 1).await;

@@ -1,9 +1,12 @@
 //! `GET /healthz`: the state of what a process depends on, for load balancers and operators.
 //!
-//! `{"database": "ok"|"unavailable", "broker": "local"|"redis", "redis": "ok"|"down"|null,
-//! "open_sockets": N}` — 200 when everything used is up, 503 otherwise. With Redis down the
-//! process still serves its local members (degraded), but it answers 503 so that monitoring
-//! notices that rooms are split between processes.
+//! `{"status": "ok"|"degraded"|"unavailable", "database": "ok"|"unavailable",
+//! "broker": "local"|"redis", "redis": "ok"|"down"|null, "open_sockets": N}`.
+//!
+//! 503 only when the database is unreachable (no login, no page, no join works). With Redis
+//! down the process still serves its own members, so it answers 200 with `"degraded"`: a
+//! load balancer that pulled every instance during a Redis outage would turn a split room
+//! into no chat at all; monitoring reads `status`/`redis` instead.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,13 +41,19 @@ pub async fn healthz(
         Some(BrokerHealth::Redis(b)) => Some(b.status().connected),
         Some(BrokerHealth::Local) | None => None,
     };
+    let status = match (database_ok, redis) {
+        (false, _) => "unavailable",
+        (true, Some(false)) => "degraded",
+        (true, _) => "ok",
+    };
     let body = serde_json::json!({
+        "status": status,
         "database": if database_ok { "ok" } else { "unavailable" },
         "broker": if redis.is_some() { "redis" } else { "local" },
         "redis": redis.map(|up| if up { "ok" } else { "down" }),
         "open_sockets": app.open_sockets(),
     });
-    let status = if database_ok && redis != Some(false) {
+    let status = if database_ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

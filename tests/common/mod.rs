@@ -4,6 +4,7 @@
 
 pub mod pg;
 pub mod python;
+pub mod redis_server;
 
 use std::net::SocketAddr;
 use std::time::Duration;

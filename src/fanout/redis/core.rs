@@ -142,6 +142,8 @@ pub(super) struct Membership {
     /// Score of the last send, in microseconds (kept strictly increasing).
     last_score: AtomicU64,
     last_warning: Mutex<Option<Instant>>,
+    /// Counts completed full passes (all memberships announced).
+    full_passes: watch::Sender<u64>,
 }
 
 fn now_micros() -> u64 {
@@ -165,7 +167,19 @@ impl Membership {
             renewed: Mutex::new(None),
             last_score: AtomicU64::new(0),
             last_warning: Mutex::new(None),
+            full_passes: watch::channel(0).0,
         }
+    }
+
+    /// Asks the publisher to announce every membership again and waits (at most
+    /// `RESPONSE_TIMEOUT`) until it has: the reader calls this after reconnecting, since Redis
+    /// may have restarted empty.
+    async fn renew_all(&self) {
+        let mut passes = self.full_passes.subscribe();
+        passes.mark_unchanged();
+        *lock(&self.renewed) = None;
+        self.shared.wanted_changed.notify_one();
+        let _ = tokio::time::timeout(link::RESPONSE_TIMEOUT, passes.changed()).await;
     }
 
     pub fn names(&self) -> &Names {
@@ -274,6 +288,7 @@ impl Membership {
         }
         if full {
             *lock(&self.renewed) = Some(Instant::now());
+            self.full_passes.send_modify(|n| *n += 1);
         }
         Ok(())
     }
@@ -365,16 +380,19 @@ async fn pop(conn: &mut MultiplexedConnection, queue: &str) -> redis::RedisResul
 /// Owns the queue-reading connection.
 pub(super) async fn reader(
     shared: Arc<Shared>,
-    names: Names,
+    membership: Arc<Membership>,
     prefix_len: usize,
     client: redis::Client,
     mut stop: watch::Receiver<()>,
 ) {
+    let names = membership.names().clone();
     let mut backoff = link::first_backoff();
     let response_timeout = Duration::from_secs(BLOCK_SECONDS) + link::RESPONSE_TIMEOUT;
     loop {
         let error = match link::connect(&client, response_timeout).await {
             Ok(mut conn) => {
+                // Healthy means "hears the others": memberships first.
+                membership.renew_all().await;
                 shared.set_link(Link::Receiver, true, None);
                 backoff = link::first_backoff();
                 loop {

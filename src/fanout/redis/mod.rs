@@ -112,7 +112,7 @@ impl RedisBroker {
                 let membership = Arc::new(core::Membership::new(shared.clone(), params.clone()));
                 tokio::spawn(core::reader(
                     shared.clone(),
-                    membership.names().clone(),
+                    membership.clone(),
                     params.random_prefix_length,
                     client.clone(),
                     stopped.clone(),
