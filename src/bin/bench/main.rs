@@ -64,7 +64,7 @@ pub struct Args {
     /// Sockets of scenario 4 for the Rust targets.
     #[arg(long)]
     pub sockets: Option<usize>,
-    /// Sockets of scenario 4 for the Python targets (10,000 would take many minutes).
+    /// Sockets of scenario 4 for the Python targets (bounded by `--python-connect-limit`).
     #[arg(long)]
     pub python_sockets: Option<usize>,
     /// Deliveries/s of the fixed-rate latency run (scenarios 3 and 5).
@@ -168,17 +168,17 @@ impl Sizes {
             many_clients: a.many_clients.unwrap_or(if q { 300 } else { 1000 }),
             rooms: a.rooms.unwrap_or(10),
             sockets: a.sockets.unwrap_or(if q { 2000 } else { 10_000 }),
-            python_sockets: a.python_sockets.unwrap_or(if q { 200 } else { 1000 }),
+            python_sockets: a.python_sockets.unwrap_or(if q { 200 } else { 10_000 }),
             latency_rate: a.latency_rate.unwrap_or(2000),
             latency_secs: a.latency_secs.unwrap_or(if q { 3.0 } else { 6.0 }),
             logins: a.logins.unwrap_or(50),
             users: a.users.unwrap_or(if q { 4 } else { 10 }),
             step_secs: a.step_secs.unwrap_or(if q { 1.0 } else { 2.0 }),
-            start_rate: a.start_rate.unwrap_or(1000),
+            start_rate: a.start_rate.unwrap_or(250),
             max_rate: a.max_rate.unwrap_or(8_000_000),
             python_connect_limit: a
                 .python_connect_limit
-                .unwrap_or(if q { 30.0 } else { 90.0 }),
+                .unwrap_or(if q { 30.0 } else { 120.0 }),
             p99_limit_ms: a.p99_limit_ms,
         }
     }
