@@ -7,6 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -90,6 +91,13 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     let (state, health) = build_with_health(settings, stop_rx).await?;
     let app = web::router(state.clone()).layer(axum::Extension(health));
+    // Small chat frames must leave at once: without TCP_NODELAY a write that follows an
+    // unacknowledged one waits for the peer's delayed ACK (up to 40 ms; BENCHMARKS.md).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
