@@ -192,6 +192,9 @@ pub struct Settings {
     pub ws_max_message_bytes: usize,
     /// `WS_OUTBOUND_QUEUE`: frames queued for one socket before it is closed as too slow.
     pub ws_outbound_queue: usize,
+    /// `WS_OUTBOUND_QUEUE_BYTES`: bytes of frames queued for one socket before it is closed as
+    /// too slow (what bounds a slow reader's memory).
+    pub ws_outbound_queue_bytes: usize,
     /// `PASSWORD_HASHING_CONCURRENCY`: password checks running at once (each takes ~0.1 s of CPU).
     pub password_hashing_concurrency: usize,
 }
@@ -372,7 +375,8 @@ impl Settings {
             django_version,
             room_cache_ttl: Duration::from_secs_f64(room_cache_ttl),
             ws_max_message_bytes: positive("WS_MAX_MESSAGE_BYTES", 1024 * 1024)?,
-            ws_outbound_queue: positive("WS_OUTBOUND_QUEUE", 256)?,
+            ws_outbound_queue: positive("WS_OUTBOUND_QUEUE", 4096)?,
+            ws_outbound_queue_bytes: positive("WS_OUTBOUND_QUEUE_BYTES", 4 << 20)?,
             password_hashing_concurrency: positive("PASSWORD_HASHING_CONCURRENCY", cores)?,
             base_dir,
         };

@@ -72,8 +72,8 @@ mod tests {
     #[test]
     fn send_reaches_members_only_and_empty_groups_vanish() {
         let hub = LocalHub::new();
-        let (a, mut ia) = mailbox(1, 8);
-        let (b, mut ib) = mailbox(2, 8);
+        let (a, mut ia) = mailbox(1, 8, usize::MAX);
+        let (b, mut ib) = mailbox(2, 8, usize::MAX);
         hub.group_add("room-1", &a);
         hub.group_add("room-1", &a);
         hub.group_add("room-2", &b);
@@ -91,8 +91,8 @@ mod tests {
     #[test]
     fn one_slow_member_does_not_stop_the_others() {
         let hub = LocalHub::new();
-        let (slow, slow_inbox) = mailbox(1, 1);
-        let (fast, mut fast_inbox) = mailbox(2, 16);
+        let (slow, slow_inbox) = mailbox(1, 1, usize::MAX);
+        let (fast, mut fast_inbox) = mailbox(2, 16, usize::MAX);
         hub.group_add("room-1", &slow);
         hub.group_add("room-1", &fast);
         for i in 0..5 {

@@ -1,8 +1,13 @@
 //! A connection's bounded outbound queue: the sending half ([`Mailbox`], cloned into every
 //! group the connection joins) and the receiving half ([`Inbox`], owned by the socket task).
+//!
+//! The queue is bounded twice: in frames (`WS_OUTBOUND_QUEUE`) and in bytes
+//! (`WS_OUTBOUND_QUEUE_BYTES`). The byte bound is what protects memory (a slow reader keeps
+//! frames alive that everyone else has released); the frame bound can then be generous, so a
+//! reader that loses its core for a few milliseconds during a burst is not cut off.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use tokio::sync::{Notify, mpsc};
 
@@ -14,6 +19,9 @@ pub type ConnId = u64;
 struct Overflow {
     flagged: AtomicBool,
     notify: Notify,
+    /// Bytes of the frames queued now, and the most allowed.
+    queued_bytes: AtomicUsize,
+    max_bytes: usize,
 }
 
 /// The sending half: cheap to clone, never blocks.
@@ -30,12 +38,15 @@ pub struct Inbox {
     overflow: Arc<Overflow>,
 }
 
-/// A new queue holding at most `capacity` frames.
-pub fn mailbox(id: ConnId, capacity: usize) -> (Mailbox, Inbox) {
+/// A new queue holding at most `capacity` frames and `max_bytes` bytes of frames (one frame
+/// larger than `max_bytes` is still accepted into an empty queue).
+pub fn mailbox(id: ConnId, capacity: usize, max_bytes: usize) -> (Mailbox, Inbox) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
     let overflow = Arc::new(Overflow {
         flagged: AtomicBool::new(false),
         notify: Notify::new(),
+        queued_bytes: AtomicUsize::new(0),
+        max_bytes,
     });
     (
         Mailbox {
@@ -55,15 +66,29 @@ impl Mailbox {
     /// Queues a frame. Returns false when it was dropped: the queue is full (the member is then
     /// flagged as overflowed and will be closed) or the connection is gone.
     pub fn deliver(&self, frame: Frame) -> bool {
+        let o = &self.overflow;
+        let len = frame.len();
+        let before = o.queued_bytes.fetch_add(len, Ordering::AcqRel);
+        if before > 0 && before + len > o.max_bytes {
+            o.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+            self.flag();
+            return false;
+        }
         match self.tx.try_send(frame) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                if !self.overflow.flagged.swap(true, Ordering::AcqRel) {
-                    self.overflow.notify.notify_one();
+            Err(e) => {
+                o.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+                if matches!(e, mpsc::error::TrySendError::Full(_)) {
+                    self.flag();
                 }
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    fn flag(&self) {
+        if !self.overflow.flagged.swap(true, Ordering::AcqRel) {
+            self.overflow.notify.notify_one();
         }
     }
 }
@@ -71,12 +96,22 @@ impl Mailbox {
 impl Inbox {
     /// The next queued frame; `None` only once every mailbox clone is gone.
     pub async fn recv(&mut self) -> Option<Frame> {
-        self.rx.recv().await
+        let frame = self.rx.recv().await?;
+        self.taken(&frame);
+        Some(frame)
     }
 
     /// A queued frame, if one is ready now.
     pub fn try_recv(&mut self) -> Option<Frame> {
-        self.rx.try_recv().ok()
+        let frame = self.rx.try_recv().ok()?;
+        self.taken(&frame);
+        Some(frame)
+    }
+
+    fn taken(&self, frame: &Frame) {
+        self.overflow
+            .queued_bytes
+            .fetch_sub(frame.len(), Ordering::AcqRel);
     }
 
     /// Resolves once a delivery to this connection was dropped because its queue was full.
@@ -114,7 +149,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_flags_overflow_and_drops() {
-        let (mb, mut inbox) = mailbox(1, 2);
+        let (mb, mut inbox) = mailbox(1, 2, usize::MAX);
         assert!(mb.deliver(Frame::from_string("a".into())));
         assert!(mb.deliver(Frame::from_string("b".into())));
         assert!(!inbox.is_overflowed());
@@ -124,5 +159,23 @@ mod tests {
         assert_eq!(inbox.try_recv().unwrap().as_str(), "a");
         assert_eq!(inbox.recv().await.unwrap().as_str(), "b");
         assert!(inbox.try_recv().is_none());
+    }
+
+    #[tokio::test]
+    async fn the_byte_bound_flags_overflow_too() {
+        let (mb, mut inbox) = mailbox(1, 100, 10);
+        // One frame larger than the bound still fits an empty queue.
+        assert!(mb.deliver(Frame::from_string("x".repeat(12))));
+        assert!(!mb.deliver(Frame::from_string("y".into())));
+        assert!(inbox.is_overflowed());
+        assert_eq!(inbox.try_recv().unwrap().len(), 12);
+        let (mb, mut inbox) = mailbox(2, 100, 10);
+        for _ in 0..5 {
+            assert!(mb.deliver(Frame::from_string("ab".into())));
+        }
+        assert!(!mb.deliver(Frame::from_string("c".into())));
+        // Reading frees the bytes again.
+        assert_eq!(inbox.recv().await.unwrap().as_str(), "ab");
+        assert!(mb.deliver(Frame::from_string("c".into())));
     }
 }

@@ -13,6 +13,7 @@
 
 pub mod csrf;
 pub mod error;
+pub mod hashing;
 pub mod health;
 pub mod pages;
 pub mod security;
@@ -25,13 +26,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
 use axum::routing::{any, get};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tower_http::services::ServeDir;
 
 use crate::config::Settings;
 use crate::django::hashers::{self, HasherConfig};
 use crate::fanout::Broker;
 use crate::store::{RoomCache, Store};
+use hashing::HashingPool;
 use templates::Templates;
 
 /// Everything a handler needs; cheap to clone.
@@ -45,8 +47,8 @@ pub struct Inner {
     pub broker: Arc<dyn Broker>,
     pub templates: Templates,
     pub hasher: HasherConfig,
-    /// Bounds the password checks running at once on the blocking pool.
-    hashing: Semaphore,
+    /// Password checks: `PASSWORD_HASHING_CONCURRENCY` low-priority threads.
+    hashing: HashingPool,
     next_conn_id: AtomicU64,
     /// Open WebSocket connections, so shutdown can wait for their leave notices.
     open_sockets: AtomicU64,
@@ -72,7 +74,7 @@ impl AppState {
     ) -> AppState {
         let rooms = RoomCache::new(store.clone(), settings.room_cache_ttl);
         let hasher = HasherConfig::new(settings.django_version);
-        let hashing = Semaphore::new(settings.password_hashing_concurrency);
+        let hashing = HashingPool::new(settings.password_hashing_concurrency);
         AppState(Arc::new(Inner {
             settings,
             store,
@@ -120,28 +122,26 @@ impl AppState {
         }
     }
 
-    /// `check_password` off the async threads, at most `PASSWORD_HASHING_CONCURRENCY` at once:
-    /// `(matches, rehashed value to store)`.
+    /// `check_password` on the hashing threads, at most `PASSWORD_HASHING_CONCURRENCY` at
+    /// once: `(matches, rehashed value to store)`.
     pub async fn check_password(
         &self,
         password: String,
         encoded: String,
     ) -> (bool, Option<String>) {
-        let Ok(_permit) = self.hashing.acquire().await else {
-            return (false, None);
-        };
         let cfg = self.hasher.clone();
-        tokio::task::spawn_blocking(move || hashers::check_password(&password, &encoded, &cfg))
+        self.hashing
+            .run(move || hashers::check_password(&password, &encoded, &cfg))
             .await
             .unwrap_or((false, None))
     }
 
     /// What `ModelBackend` does for an unknown username: one hash, so timing does not tell.
     pub async fn run_dummy_hash(&self) {
-        if let Ok(_permit) = self.hashing.acquire().await {
-            let cfg = self.hasher.clone();
-            let _ = tokio::task::spawn_blocking(move || hashers::run_dummy_hash(&cfg)).await;
-        }
+        let cfg = self.hasher.clone();
+        self.hashing
+            .run(move || hashers::run_dummy_hash(&cfg))
+            .await;
     }
 }
 

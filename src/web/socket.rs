@@ -100,7 +100,11 @@ type Close = Option<(u16, &'static str)>;
 async fn run(app: AppState, mut socket: WebSocket, user: User) {
     let _open = app.socket_opened();
     let id = app.next_conn_id();
-    let (mailbox, mut inbox) = fanout::mailbox(id, app.settings.ws_outbound_queue);
+    let (mailbox, mut inbox) = fanout::mailbox(
+        id,
+        app.settings.ws_outbound_queue,
+        app.settings.ws_outbound_queue_bytes,
+    );
     let overflow = inbox.overflow_signal();
     let snapshot = UserSnapshot {
         id: user.id,

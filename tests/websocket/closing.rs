@@ -73,8 +73,18 @@ async fn oversized_frame_closes_1009_and_announces() {
 
 #[tokio::test]
 async fn slow_reader_is_closed_1013_and_the_sender_is_not() {
+    slow_reader_closed(&[("WS_OUTBOUND_QUEUE", "8")]).await;
+}
+
+/// The byte bound alone (frames of ~8 KiB, 64 KiB allowed, the frame bound left generous).
+#[tokio::test]
+async fn slow_reader_over_the_byte_bound_is_closed_1013() {
+    slow_reader_closed(&[("WS_OUTBOUND_QUEUE_BYTES", "65536")]).await;
+}
+
+async fn slow_reader_closed(vars: &[(&str, &str)]) {
     const COUNT: usize = 2000;
-    let (server, alice, bob) = lobby_with(&[("WS_OUTBOUND_QUEUE", "8")]).await;
+    let (server, alice, bob) = lobby_with(vars).await;
     let (mut a, mut b) = both_in_lobby(&server, alice, bob).await;
     // From here on alice reads nothing while bob sends ~16 MiB.
     let pad = "p".repeat(8 * 1024);

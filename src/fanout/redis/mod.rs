@@ -238,7 +238,7 @@ mod tests {
             .await
             .unwrap();
         assert!(!broker.status().connected);
-        let (m, mut inbox) = crate::fanout::mailbox(1, 8);
+        let (m, mut inbox) = crate::fanout::mailbox(1, 8, usize::MAX);
         broker.group_add("room-1", &m);
         let event = GroupEvent::join(Value::int(1), "x");
         broker.group_send("room-1", event.clone());

@@ -221,7 +221,7 @@ mod tests {
     #[test]
     fn own_and_foreign_payloads_are_ignored() {
         let s = Shared::new("t:", [7; PROCESS_ID_LEN], String::new(), "test");
-        let (m, mut inbox) = mailbox(1, 8);
+        let (m, mut inbox) = mailbox(1, 8, usize::MAX);
         s.hub.group_add("room-1", &m);
         let f = PubSubFormat::Whisper;
         f.on_message(
@@ -251,7 +251,7 @@ mod tests {
         let s = Shared::new("asgi", [7; PROCESS_ID_LEN], String::new(), "test");
         let f = PubSubFormat::Channels;
         assert_eq!(f.channel("asgi", "room-3"), "asgi__group__room-3");
-        let (m, mut inbox) = mailbox(1, 8);
+        let (m, mut inbox) = mailbox(1, 8, usize::MAX);
         s.hub.group_add("room-3", &m);
         let event = GroupEvent::join(Value::int(3), "ann");
         let mine = event::encode(&event, Some(&[7; PROCESS_ID_LEN]));
