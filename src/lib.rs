@@ -5,16 +5,17 @@
 //! | module     | owns |
 //! |------------|------|
 //! | [`django`] | pure Django/Python-compatible primitives: password hashers, `salted_hmac`, signing, session encoding, the session auth hash, CSRF tokens, host/origin rules, Python's `json` |
-//! | [`config`] | the typed settings struct, with Django's setting names and defaults |
+//! | [`config`] | the typed settings struct, with Django's setting names and defaults (`CHANNEL_LAYERS` included) |
 //! | [`store`]  | SQL on Django's own tables (`auth_user`, `django_session`, `chat_room`, migrations) for SQLite and PostgreSQL |
 //! | [`chat`]   | the multichat protocol: commands, events, room-id semantics, the per-connection consumer |
-//! | [`fanout`] | room membership and delivery: the `Broker` trait and the in-process hub |
-//! | [`web`]    | HTTP routes, pages, templates, the WebSocket handler, error-to-response mapping |
+//! | [`fanout`] | room membership and delivery: the `Broker` trait, bounded per-socket queues, the in-process hub, and the Redis broker speaking Whisper's format or channels_redis' (pub/sub and core, msgpack) |
+//! | [`web`]    | HTTP routes, pages, templates, the WebSocket handler, error-to-response mapping, the low-priority password-hashing threads |
 //! | [`startup`]| wiring: settings → state → router → `serve(listener, shutdown)` |
 //! | [`cli`]    | the `./manage` subcommands, one file each |
 //!
 //! Nothing here is global: every server takes its settings, listener and shutdown signal, so
-//! tests run many servers on port 0 in one process.
+//! tests run many servers on port 0 in one process. The load generator (`./manage bench`) is a
+//! separate binary, `src/bin/bench/`.
 
 pub mod chat;
 pub mod cli;
