@@ -29,7 +29,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::event;
-use super::link::{self, Link, Shared, lock};
+use super::link::{self, Link, Shared, Throttle, lock};
 use crate::chat::protocol::GroupEvent;
 use crate::config::CoreParams;
 
@@ -90,8 +90,6 @@ return full
 const DRAIN: usize = 256;
 /// `BZPOPMIN` blocks this long (seconds) before the reader loops (and checks for shutdown).
 const BLOCK_SECONDS: u64 = 1;
-/// Full-queue warnings are logged at most this often.
-const WARN_EVERY: Duration = Duration::from_secs(60);
 
 /// This process's names in `RedisChannelLayer`'s keyspace.
 #[derive(Clone)]
@@ -141,7 +139,7 @@ pub(super) struct Membership {
     renewed: Mutex<Option<Instant>>,
     /// Score of the last send, in microseconds (kept strictly increasing).
     last_score: AtomicU64,
-    last_warning: Mutex<Option<Instant>>,
+    full_queue_warning: Throttle,
     /// Counts completed full passes (all memberships announced).
     full_passes: watch::Sender<u64>,
 }
@@ -166,7 +164,7 @@ impl Membership {
             active: Mutex::new(HashSet::new()),
             renewed: Mutex::new(None),
             last_score: AtomicU64::new(0),
-            last_warning: Mutex::new(None),
+            full_queue_warning: Throttle::default(),
             full_passes: watch::channel(0).0,
         }
     }
@@ -316,9 +314,7 @@ impl Membership {
         self.shared
             .over_capacity
             .fetch_add(full as u64, Ordering::Relaxed);
-        let mut last = lock(&self.last_warning);
-        if last.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
-            *last = Some(Instant::now());
+        if self.full_queue_warning.due() {
             tracing::warn!(
                 capacity = self.params.capacity,
                 total = self.shared.over_capacity.load(Ordering::Relaxed),

@@ -123,6 +123,24 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Lets a repeated warning through at most once a minute.
+#[derive(Default)]
+pub(super) struct Throttle(Mutex<Option<Instant>>);
+
+impl Throttle {
+    const EVERY: Duration = Duration::from_secs(60);
+
+    /// `true` if the warning may be logged now (and starts a new minute).
+    pub fn due(&self) -> bool {
+        let mut last = lock(&self.0);
+        if last.is_some_and(|t| t.elapsed() < Self::EVERY) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
+    }
+}
+
 /// State shared by the broker and its background tasks.
 pub(super) struct Shared {
     pub hub: LocalHub,
@@ -135,6 +153,7 @@ pub(super) struct Shared {
     pub publish_failures: AtomicU64,
     pub received: AtomicU64,
     pub ignored: AtomicU64,
+    ignore_warning: Throttle,
     pub over_capacity: AtomicU64,
     pub subscribed: AtomicUsize,
     pub redacted_url: String,
@@ -160,6 +179,7 @@ impl Shared {
             publish_failures: AtomicU64::new(0),
             received: AtomicU64::new(0),
             ignored: AtomicU64::new(0),
+            ignore_warning: Throttle::default(),
             over_capacity: AtomicU64::new(0),
             subscribed: AtomicUsize::new(0),
             redacted_url,
@@ -198,10 +218,15 @@ impl Shared {
         }
     }
 
-    /// A payload that was not a chat event for this process: counted, logged at debug.
+    /// A payload that was not a chat event for this process: counted, logged at debug, and
+    /// warned about at most once a minute (a bot sending a wrong `type` should be noticed).
     pub fn ignore(&self, channel: &str, why: &dyn fmt::Display) {
-        self.ignored.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(channel, %why, "ignoring a channel-layer payload");
+        let total = self.ignored.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.ignore_warning.due() {
+            tracing::warn!(channel, %why, total, "ignoring channel-layer payloads that are not chat events");
+        } else {
+            tracing::debug!(channel, %why, "ignoring a channel-layer payload");
+        }
     }
 
     /// Marks `group` for the background task that mirrors membership into Redis.

@@ -1,7 +1,7 @@
 //! Fan-out between processes over Redis: the channel layer when `CHANNEL_LAYERS` or
 //! `REDIS_URL` is set.
 //!
-//! [`RedisBroker`] wraps a [`LocalHub`] for the members connected to this process and speaks
+//! [`RedisBroker`] wraps a [`LocalHub`](super::LocalHub) for the members connected to this process and speaks
 //! one of three wire formats (see `config::channel_layers`):
 //!
 //! * Whisper's own and `RedisPubSubChannelLayer`'s: one PUBLISH per event on the group's
@@ -31,7 +31,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use super::{Broker, ConnId, LocalHub, Mailbox};
+use super::{Broker, ConnId, Mailbox};
 use crate::chat::protocol::GroupEvent;
 use crate::config::{LayerFormat, RedisLayer};
 use link::{Shared, lock};
@@ -152,15 +152,6 @@ impl RedisBroker {
             ignored: s.ignored.load(Ordering::Relaxed),
             over_capacity: s.over_capacity.load(Ordering::Relaxed),
         }
-    }
-
-    /// The in-process part (members connected here).
-    pub fn local(&self) -> &LocalHub {
-        &self.shared.hub
-    }
-
-    pub fn prefix(&self) -> &str {
-        &self.shared.prefix
     }
 }
 
