@@ -38,7 +38,7 @@ fi
 rm -f "$stamp"
 "$venv/bin/python" -m pip install --disable-pip-version-check --no-input -q -r "$req" \
   >"$log" 2>&1 || fail "pip install -r $(basename "$req")"
-"$venv/bin/python" -c 'import django, channels, daphne, channels_redis, argon2, bcrypt, psycopg, uvicorn' \
+"$venv/bin/python" -c 'import django, channels, daphne, channels_redis, argon2, bcrypt, psycopg, uvicorn, redis, django_redis' \
   >"$log" 2>&1 || fail "import check"
 echo "$want" >"$stamp"
 echo "$venv/bin/python"

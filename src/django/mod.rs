@@ -7,6 +7,7 @@ pub mod crypto;
 pub mod csrf;
 pub mod hashers;
 pub mod hosts;
+pub mod pickle;
 pub mod pyjson;
 pub mod sessions;
 pub mod signing;

@@ -1,0 +1,263 @@
+//! Python pickles as Django's cache backends store them: a value model for the plain data a
+//! session (or the Whisper fork's presence dict) holds, a guarded reader and a writer that
+//! produces exactly the bytes of CPython's `pickle.dumps(value, protocol)` (protocols 4 and 5).
+//!
+//! Both Redis backends pickle every value except plain `int`s, which they store as decimal text
+//! (`django.core.cache.backends.redis.RedisSerializer`: `pickle.HIGHEST_PROTOCOL`, i.e. 5;
+//! django-redis' `PickleSerializer`: `pickle.DEFAULT_PROTOCOL`, 4 on Python 3.8–3.13).
+//!
+//! # What is read
+//!
+//! `None`, `bool`, `int`, `float`, `str`, `bytes`, `list`, `tuple` and `dict` with `str` or
+//! `int` keys, dicts in their stream (= insertion) order. Everything else — globals, `REDUCE`,
+//! objects, sets, persistent ids, out-of-band buffers — is refused with a [`PickleError`] that
+//! names the reason, and nothing is ever imported or called. So are shared or recursive
+//! containers (one container reached twice through the memo; CPython writes that only for
+//! aliased objects), `int`s beyond 64 bits (see below) and streams over [`Limits`].
+//!
+//! # The crate, checked (serde-pickle 1.2.0, by Georg Brandl)
+//!
+//! The reading is done by `serde-pickle` 1.2.0 (MIT/Apache-2.0; November 2024; 1.x since 2021;
+//! ~250k downloads a month, used by ~90 crates; written by a CPython core developer). Its source
+//! was read for this module (`src/de.rs`):
+//!
+//! * It reads every opcode of protocols 0–5 (`FRAME` lengths are skipped, `MEMOIZE`,
+//!   `SHORT_BINUNICODE`, `BINFLOAT`, `NEWTRUE`…), and never imports or calls anything: `GLOBAL`
+//!   and `STACK_GLOBAL` become an opaque marker, `REDUCE` of it stays opaque (an error when
+//!   converted). **But it does not refuse objects**: `INST`/`OBJ`/`NEWOBJ`/`NEWOBJ_EX` and
+//!   `copyreg._reconstructor` silently become an empty dict, `BUILD` replaces the object by its
+//!   state, and `set`/`frozenset`/`bytearray` are rebuilt from their `REDUCE` arguments. Pickled
+//!   objects would thus read as plausible dicts.
+//! * Lengths are not preallocated (`read_to_end` on a `take(n)` reader), so a declared length
+//!   costs at most the bytes actually present. **But** every `MARK` allocates a 128-slot stack
+//!   (~5 KiB), `DUP` deep-copies the stack top, memoizing a memo reference deep-copies the
+//!   entry, and every further use of a memoized value is a deep copy when values are handed
+//!   out: a few bytes of `BINGET` can expand to gigabytes (a "billion laughs").
+//! * Conversion recurses once per nesting level (a deep stream overflows the thread's stack).
+//! * Dict order: its own `Value` keeps dicts in a `BTreeMap` (sorted, order lost), but its
+//!   serde `Deserializer` hands out dict entries in stream order, so this module reads through
+//!   serde with its own visitor. Through serde an `int` beyond `i64` is an error ("integer too
+//!   large") and a tuple looks like a list.
+//!
+//! What this module guards itself ([`guard`], run on every input before the crate sees it):
+//! an input cap; an allowlist of the opcodes CPython writes for the types above (everything
+//! else refused by name); declared lengths within the input; `FRAME` lengths within the input;
+//! at most [`Limits::max_depth`] nesting levels and open `MARK`s; at most [`Limits::max_nodes`]
+//! values; memo slots set once, read only when set, and never read for a container; a budget
+//! on the string bytes the crate will copy out of the memo; valid UTF-8; one value at `STOP`
+//! and nothing after it; `int`s within 64 bits. The guard also records which sequences are
+//! tuples (in the order the crate visits them), so tuples read back as tuples.
+//!
+//! Another candidate, deser-pickle 0.10 (part of mitsuhiko's deser framework), reads big ints
+//! and keeps order, but records objects as data as well, is pre-1.0 and brings its own data
+//! model; serde-pickle was kept.
+
+use std::fmt;
+
+use indexmap::IndexMap;
+use num_bigint::BigInt;
+
+mod decode;
+mod encode;
+mod guard;
+#[cfg(test)]
+mod tests;
+
+pub use decode::{loads, loads_with};
+pub use encode::dumps;
+
+/// Bounds on what [`loads`] accepts; past them a pickle is refused before it is decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Input size in bytes.
+    pub max_bytes: usize,
+    /// Nesting of containers, and `MARK`s open at once.
+    pub max_depth: usize,
+    /// Values in the whole tree (each memo read counts again).
+    pub max_nodes: usize,
+    /// String and bytes payloads in the whole tree, counted at every memo read.
+    pub max_text_bytes: usize,
+}
+
+impl Default for Limits {
+    /// 1 MiB of input, 64 levels, 200,000 values, 4 MiB of text: far above any session or
+    /// presence dict, and the decoded tree stays within a few tens of MiB.
+    fn default() -> Self {
+        Limits {
+            max_bytes: 1 << 20,
+            max_depth: 64,
+            max_nodes: 200_000,
+            max_text_bytes: 4 << 20,
+        }
+    }
+}
+
+/// The protocols [`dumps`] writes: CPython's default (4, django-redis) and highest (5,
+/// Django's own Redis backend).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    V4 = 4,
+    V5 = 5,
+}
+
+/// A Python value of the kinds a cache entry may hold here.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PyValue {
+    None,
+    Bool(bool),
+    Int(BigInt),
+    Float(f64),
+    Str(String),
+    Bytes(Vec<u8>),
+    List(Vec<PyValue>),
+    Tuple(Vec<PyValue>),
+    Dict(PyDict),
+}
+
+impl PyValue {
+    pub fn str(s: impl Into<String>) -> PyValue {
+        PyValue::Str(s.into())
+    }
+
+    pub fn int(n: i64) -> PyValue {
+        PyValue::Int(BigInt::from(n))
+    }
+
+    pub fn as_dict(&self) -> Option<&PyDict> {
+        match self {
+            PyValue::Dict(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// Python's name of the type, for messages.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            PyValue::None => "NoneType",
+            PyValue::Bool(_) => "bool",
+            PyValue::Int(_) => "int",
+            PyValue::Float(_) => "float",
+            PyValue::Str(_) => "str",
+            PyValue::Bytes(_) => "bytes",
+            PyValue::List(_) => "list",
+            PyValue::Tuple(_) => "tuple",
+            PyValue::Dict(_) => "dict",
+        }
+    }
+}
+
+/// A dict key: `str` or `int` (the keys sessions and the presence dict use).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum DictKey {
+    Str(String),
+    Int(BigInt),
+}
+
+impl fmt::Display for DictKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DictKey::Str(s) => write!(f, "{s:?}"),
+            DictKey::Int(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+impl From<&str> for DictKey {
+    fn from(s: &str) -> Self {
+        DictKey::Str(s.to_string())
+    }
+}
+
+impl From<i64> for DictKey {
+    fn from(n: i64) -> Self {
+        DictKey::Int(BigInt::from(n))
+    }
+}
+
+/// A Python dict: insertion order; setting an existing key keeps its position.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct PyDict(IndexMap<DictKey, PyValue>);
+
+impl PyDict {
+    pub fn new() -> PyDict {
+        PyDict(IndexMap::new())
+    }
+
+    /// `d[key] = value`.
+    pub fn insert(&mut self, key: impl Into<DictKey>, value: PyValue) {
+        self.0.insert(key.into(), value);
+    }
+
+    /// `d.get(key)`.
+    pub fn get(&self, key: impl Into<DictKey>) -> Option<&PyValue> {
+        self.0.get(&key.into())
+    }
+
+    /// `d.pop(key, None)`, keeping the order of the others.
+    pub fn remove(&mut self, key: impl Into<DictKey>) -> Option<PyValue> {
+        self.0.shift_remove(&key.into())
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Entries in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = (&DictKey, &PyValue)> {
+        self.0.iter()
+    }
+}
+
+impl FromIterator<(DictKey, PyValue)> for PyDict {
+    fn from_iter<I: IntoIterator<Item = (DictKey, PyValue)>>(iter: I) -> Self {
+        PyDict(iter.into_iter().collect())
+    }
+}
+
+/// Why a pickle was refused. Every refusal happens before anything is built from the stream
+/// (or while the guarded crate converts it), and nothing is executed either way.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PickleError {
+    #[error("empty pickle")]
+    Empty,
+    #[error("pickle of {size} bytes is over the limit of {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
+    #[error("truncated pickle (ends inside {0})")]
+    Truncated(&'static str),
+    /// An opcode outside the allowlist, with what it would do in Python.
+    #[error("opcode {name} refused: {why}")]
+    Refused {
+        name: &'static str,
+        why: &'static str,
+    },
+    #[error("unknown opcode 0x{0:02x}")]
+    UnknownOpcode(u8),
+    #[error("unsupported pickle protocol {0}")]
+    Protocol(u8),
+    #[error("{what}: declared length {declared} exceeds the {left} bytes left")]
+    Length {
+        what: &'static str,
+        declared: u64,
+        left: usize,
+    },
+    #[error("truncated pickle: a frame of {declared} bytes with {left} bytes left")]
+    FrameOverrun { declared: u64, left: usize },
+    #[error("nested deeper than {0} levels")]
+    TooDeep(usize),
+    #[error("over the decoding budget ({0})")]
+    Budget(&'static str),
+    #[error("integer beyond 64 bits")]
+    BigInt,
+    #[error("invalid utf-8 in a string")]
+    Utf8,
+    /// A structural error: stack underflow, a bad memo use, data after `STOP`…
+    #[error("malformed pickle: {0}")]
+    Malformed(String),
+    /// A value this model does not hold (a dict key of another type, …).
+    #[error("unsupported value: {0}")]
+    Unsupported(String),
+}
