@@ -13,13 +13,14 @@ use tokio::sync::watch;
 
 use crate::config::Settings;
 use crate::fanout::{Broker, LocalHub, RedisBroker};
-use crate::store::Store;
+use crate::store::{SessionStore, Store};
 use crate::web::health::BrokerHealth;
 use crate::web::templates::Templates;
 use crate::web::{self, AppState};
 
 /// Builds the shared state: resolves `SECRET_KEY`, connects the database (which must be
-/// migrated), loads the templates, starts the broker.
+/// migrated), loads the templates, prepares the session engine (and its cache), starts the
+/// broker.
 pub async fn build(
     settings: Settings,
     shutdown: watch::Receiver<bool>,
@@ -56,9 +57,17 @@ pub async fn build_with_health(
         );
     }
     let templates = Templates::load(&settings.templates_dir())?;
+    // A cache session engine connects to its Redis at first use: a Redis that is down at
+    // startup gives 503s until it is back, like a database outage.
+    let sessions = SessionStore::new(&settings, store.clone()).with_context(|| {
+        format!(
+            "invalid CACHES[{:?}] LOCATION",
+            settings.caches.session_cache_alias
+        )
+    })?;
     let (broker, health) = make_broker(&settings).await?;
     Ok((
-        AppState::new(settings, store, broker, templates, shutdown),
+        AppState::new(settings, store, sessions, broker, templates, shutdown),
         health,
     ))
 }

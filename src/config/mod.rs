@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use crate::django::hashers::DjangoVersion;
 
+pub mod caches;
 pub mod channel_layers;
 
+pub use caches::{CacheBackend, CacheConfig, Caches};
 pub use channel_layers::{CoreParams, LayerFormat, RedisLayer};
 
 /// A secret string: compared and used as-is, printed as `********`.
@@ -129,13 +131,17 @@ impl DatabaseUrl {
     }
 }
 
-/// `SESSION_ENGINE`: the two Django engines whose data we can share.
+/// `SESSION_ENGINE`: the Django engines whose sessions we can share.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SessionEngine {
     /// `django.contrib.sessions.backends.db`: rows in `django_session`.
     Db,
     /// `django.contrib.sessions.backends.signed_cookies`: the cookie is the session.
     SignedCookies,
+    /// `django.contrib.sessions.backends.cache`: a pickled dict in the Redis cache only.
+    Cache,
+    /// `django.contrib.sessions.backends.cached_db`: the row, and the dict in the cache.
+    CachedDb,
 }
 
 impl SessionEngine {
@@ -145,12 +151,21 @@ impl SessionEngine {
             "django.contrib.sessions.backends.signed_cookies" | "signed_cookies" => {
                 Ok(SessionEngine::SignedCookies)
             }
+            "django.contrib.sessions.backends.cache" | "cache" => Ok(SessionEngine::Cache),
+            "django.contrib.sessions.backends.cached_db" | "cached_db" => {
+                Ok(SessionEngine::CachedDb)
+            }
             other => Err(format!(
-                "unsupported session engine {other:?}: use django.contrib.sessions.backends.db or \
-                 django.contrib.sessions.backends.signed_cookies (cache engines store pickled \
-                 sessions that only Python can read)"
+                "unsupported session engine {other:?}: use django.contrib.sessions.backends.db, \
+                 .signed_cookies, .cache or .cached_db (the cache engines with a Redis cache in \
+                 CACHES)"
             )),
         }
+    }
+
+    /// The engines that keep sessions in `CACHES[SESSION_CACHE_ALIAS]`.
+    pub fn uses_cache(self) -> bool {
+        matches!(self, SessionEngine::Cache | SessionEngine::CachedDb)
     }
 }
 
@@ -174,6 +189,8 @@ pub struct Settings {
     /// `None`: in-process only. See [`channel_layers`].
     pub channel_layer: Option<RedisLayer>,
     pub session_engine: SessionEngine,
+    /// `CACHES` (JSON) and `SESSION_CACHE_ALIAS`; see [`caches`].
+    pub caches: Caches,
     pub session_cookie_name: String,
     pub session_cookie_age: u64,
     pub session_cookie_secure: bool,
@@ -333,6 +350,12 @@ impl Settings {
             Ok(n)
         };
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let session_engine = SessionEngine::parse(
+            get("SESSION_ENGINE")
+                .as_deref()
+                .unwrap_or("django.contrib.sessions.backends.db"),
+        )
+        .map_err(|e| invalid("SESSION_ENGINE", e))?;
         let settings = Settings {
             secret_key: get("SECRET_KEY").filter(|s| !s.is_empty()).map(Secret::new),
             secret_key_fallbacks: parse_list(get("SECRET_KEY_FALLBACKS").as_deref().unwrap_or(""))
@@ -349,12 +372,12 @@ impl Settings {
                 get("REDIS_URL").filter(|s| !s.is_empty()),
                 string_or("REDIS_PREFIX", crate::fanout::DEFAULT_REDIS_PREFIX),
             )?,
-            session_engine: SessionEngine::parse(
-                get("SESSION_ENGINE")
-                    .as_deref()
-                    .unwrap_or("django.contrib.sessions.backends.db"),
-            )
-            .map_err(|e| invalid("SESSION_ENGINE", e))?,
+            session_engine,
+            caches: caches::parse(
+                get("CACHES").as_deref(),
+                get("SESSION_CACHE_ALIAS"),
+                session_engine.uses_cache(),
+            )?,
             session_cookie_name: string_or("SESSION_COOKIE_NAME", "sessionid"),
             session_cookie_age: match get("SESSION_COOKIE_AGE") {
                 Some(v) => parse_num("SESSION_COOKIE_AGE", &v)?,
@@ -576,10 +599,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("scheme"), "{err}");
+        let err = settings(&[("SESSION_ENGINE", "django.contrib.sessions.backends.file")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cached_db"), "{err}");
         let err = settings(&[("SESSION_ENGINE", "django.contrib.sessions.backends.cache")])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("pickled"), "{err}");
+        assert!(err.contains("CACHES"), "{err}");
         assert!(settings(&[("WS_OUTBOUND_QUEUE", "0")]).is_err());
     }
 

@@ -6,16 +6,24 @@
 //! Only the Django ≥ 3.1 format is read: the legacy pre-3.1 `base64(hexmac:json)` format is
 //! refused like Django ≥ 4.0 does (§4.4), which simply logs such users out.
 
+use chrono::{DateTime, Utc};
 use num_bigint::BigInt;
 
 use super::crypto::salted_hmac;
 use super::crypto::{Algorithm, RANDOM_STRING_CHARS, constant_time_eq, get_random_string};
-use super::pyjson::{self, Object, Separators, Value};
+use super::pickle::{DictKey, PyDict, PyValue};
+use super::pyjson::{self, Object, PyStr, Separators, Value};
 use super::signing;
 
 /// Salt of `session_data` for the db, cached_db, cache and file backends
 /// (`"django.contrib.sessions." + "SessionStore"`; a custom store class changes it, §4.3).
 pub const SESSION_SALT: &str = "django.contrib.sessions.SessionStore";
+/// Cache key prefix of the `cache` session engine (`backends/cache.py` `KEY_PREFIX`, §4.7).
+pub const CACHE_KEY_PREFIX: &str = "django.contrib.sessions.cache";
+/// Cache key prefix of the `cached_db` session engine (`backends/cached_db.py`).
+pub const CACHED_DB_KEY_PREFIX: &str = "django.contrib.sessions.cached_db";
+/// Session key of a custom expiry (`set_expiry`, §4.5).
+pub const SESSION_EXPIRY: &str = "_session_expiry";
 /// Salt of the `signed_cookies` backend's cookie value (§4.7).
 pub const SIGNED_COOKIES_SALT: &str = "django.contrib.sessions.backends.signed_cookies";
 /// Session key of the user's primary key (a string).
@@ -113,6 +121,94 @@ impl SessionData {
     /// No keys at all.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// `SessionBase.get_expiry_age()` at `now` (§4.5): `_session_expiry` seconds, or the
+    /// seconds until its ISO time (whole seconds, fractions dropped; negative once past), or
+    /// `cookie_age` when it is absent, `None`, `0` or unreadable.
+    pub fn expiry_age(&self, cookie_age: u64, now: DateTime<Utc>) -> i64 {
+        let default = i64::try_from(cookie_age).unwrap_or(i64::MAX);
+        match self.0.get(SESSION_EXPIRY) {
+            Some(Value::Int(n)) => match i64::try_from(n) {
+                Ok(0) | Err(_) => default,
+                Ok(n) => n,
+            },
+            Some(Value::Float(f)) if *f != 0.0 && f.is_finite() => f.trunc() as i64,
+            Some(Value::Str(s)) => s
+                .as_string()
+                .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                // `delta.days * 86400 + delta.seconds`: floor of the difference.
+                .map(|at| {
+                    (at.with_timezone(&Utc) - now)
+                        .num_microseconds()
+                        .map_or(default, |us| us.div_euclid(1_000_000))
+                })
+                .unwrap_or(default),
+            _ => default,
+        }
+    }
+
+    /// The session dict a cache holds (unpickled), in this JSON-based model: what Django's
+    /// `JSONSerializer` would store for it in a `cached_db` row. Tuples become lists and `int`
+    /// dict keys their decimal text (as `json.dumps` does); `bytes`, which JSON cannot hold, make
+    /// it unusable (`Err` with the reason).
+    pub fn from_pickle(dict: &PyDict) -> Result<SessionData, String> {
+        Ok(SessionData(object_from_pickle(dict)?))
+    }
+
+    /// The session dict as a cache stores it (pickled by the cache backend).
+    pub fn to_pickle(&self) -> PyValue {
+        PyValue::Dict(dict_to_pickle(&self.0))
+    }
+}
+
+fn object_from_pickle(dict: &PyDict) -> Result<Object, String> {
+    let mut out = Object::with_capacity(dict.len());
+    for (key, value) in dict.iter() {
+        let key = match key {
+            DictKey::Str(s) => PyStr::from(s.as_str()),
+            DictKey::Int(n) => PyStr::from(n.to_string()),
+        };
+        out.insert(key, value_from_pickle(value)?);
+    }
+    Ok(out)
+}
+
+fn value_from_pickle(value: &PyValue) -> Result<Value, String> {
+    Ok(match value {
+        PyValue::None => Value::Null,
+        PyValue::Bool(b) => Value::Bool(*b),
+        PyValue::Int(n) => Value::Int(n.clone()),
+        PyValue::Float(f) => Value::Float(*f),
+        PyValue::Str(s) => Value::str(s),
+        PyValue::Bytes(_) => return Err("the session holds bytes, which JSON cannot".into()),
+        PyValue::List(items) | PyValue::Tuple(items) => Value::Array(
+            items
+                .iter()
+                .map(value_from_pickle)
+                .collect::<Result<_, _>>()?,
+        ),
+        PyValue::Dict(d) => Value::Object(object_from_pickle(d)?),
+    })
+}
+
+fn dict_to_pickle(object: &Object) -> PyDict {
+    object
+        .iter()
+        .map(|(k, v)| (DictKey::Str(k.to_string_lossy()), value_to_pickle(v)))
+        .collect()
+}
+
+fn value_to_pickle(value: &Value) -> PyValue {
+    match value {
+        Value::Null => PyValue::None,
+        Value::Bool(b) => PyValue::Bool(*b),
+        Value::Int(n) => PyValue::Int(n.clone()),
+        Value::Float(f) => PyValue::Float(*f),
+        // A lone surrogate (possible in JSON, not in UTF-8) becomes U+FFFD.
+        Value::Str(s) => PyValue::Str(s.to_string_lossy()),
+        Value::Array(items) => PyValue::List(items.iter().map(value_to_pickle).collect()),
+        Value::Object(o) => PyValue::Dict(dict_to_pickle(o)),
     }
 }
 

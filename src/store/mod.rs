@@ -1,5 +1,6 @@
-//! SQL on Django's own tables (`auth_user`, `django_session`, `chat_room`, `django_migrations`,
-//! …), for SQLite and PostgreSQL through one code path.
+//! Django's storage: SQL on its own tables (`auth_user`, `django_session`, `chat_room`,
+//! `django_migrations`, …) for SQLite and PostgreSQL through one code path, its Redis cache
+//! ([`cache`]), and the session engines on top of both ([`SessionStore`]).
 //!
 //! The sqlx `Any` driver cannot decode Django's `bool` and datetime columns, so [`Store`] wraps an
 //! enum over the two concrete pools ([`Db`]) and the private `dispatch!` macro runs the *same*
@@ -54,13 +55,17 @@ macro_rules! dispatch {
     };
 }
 
+pub mod cache;
 mod migrate;
 mod rooms;
+mod session_store;
 mod sessions;
 mod users;
 
+pub use cache::{Cached, DjangoCache, Timeout};
 pub use migrate::{MIGRATIONS, MigrateReport, app_labels};
 pub use rooms::{Room, RoomCache};
+pub use session_store::{LoadedSession, SessionStore};
 pub use users::{NewUser, User};
 
 /// The concrete pool behind a [`Store`].
@@ -102,6 +107,13 @@ pub enum StoreError {
     /// The schema is in a state `migrate` will not touch, or a statement failed.
     #[error("{0}")]
     Migration(String),
+    /// The Redis of Django's cache cannot be reached (connection refused or lost, timeout).
+    /// Like [`StoreError::Unavailable`]: retry later, 503.
+    #[error("cache unavailable: {0}")]
+    CacheUnavailable(#[source] redis::RedisError),
+    /// Any other error of the cache's Redis (a wrong URL, a key of another type, …).
+    #[error("cache error: {0}")]
+    Cache(#[source] redis::RedisError),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -115,9 +127,12 @@ impl From<sqlx::Error> for StoreError {
 }
 
 impl StoreError {
-    /// True for [`StoreError::Unavailable`].
+    /// True for [`StoreError::Unavailable`] and [`StoreError::CacheUnavailable`].
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
+        matches!(
+            self,
+            StoreError::Unavailable(_) | StoreError::CacheUnavailable(_)
+        )
     }
 }
 

@@ -1,10 +1,10 @@
-//! `django_session` for the `db` session engine: the four statements Django's
+//! `django_session` for the `db` and `cached_db` session engines: the statements Django's
 //! `SessionStore` issues (spec `django-internals.md` §4.3). The data is the signed string;
 //! encoding and decoding live in `crate::django::sessions`.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 
-use super::{Store, StoreError};
+use super::{Db, Store, StoreError, pg_datetime, sqlite_datetime};
 
 /// Django treats keys shorter than 8 characters as "no key" (`_validate_session_key`).
 fn usable_key(key: &str) -> bool {
@@ -32,6 +32,44 @@ impl Store {
             .await?
         });
         Ok(data)
+    }
+
+    /// `session_data` and `expire_date` of an unexpired row (the `cached_db` engine fills its
+    /// cache entry with the row's remaining lifetime).
+    pub async fn load_session_expiry(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(String, DateTime<Utc>)>, StoreError> {
+        if !usable_key(key) {
+            return Ok(None);
+        }
+        Ok(match self.db() {
+            Db::Sqlite(pool) => {
+                let row = sqlx::query_as::<_, (String, String)>(
+                    "SELECT session_data, CAST(expire_date AS TEXT) FROM django_session \
+                     WHERE session_key = $1 AND expire_date > $2",
+                )
+                .bind(key)
+                .bind(sqlite_datetime(now))
+                .fetch_optional(pool)
+                .await?;
+                row.and_then(|(data, text)| {
+                    let at = NaiveDateTime::parse_from_str(&text, "%Y-%m-%d %H:%M:%S%.f").ok()?;
+                    Some((data, at.and_utc()))
+                })
+            }
+            Db::Postgres(pool) => {
+                sqlx::query_as::<_, (String, DateTime<Utc>)>(
+                    "SELECT session_data, expire_date FROM django_session \
+                     WHERE session_key = $1 AND expire_date > $2",
+                )
+                .bind(key)
+                .bind(pg_datetime(now))
+                .fetch_optional(pool)
+                .await?
+            }
+        })
     }
 
     /// Forced insert of a new row. `false` when the key already exists (Django then picks

@@ -28,7 +28,7 @@ pub enum WebError {
     BadRequest(&'static str),
     #[error("not found")]
     NotFound,
-    #[error("database: {0}")]
+    #[error("storage: {0}")]
     Store(#[from] StoreError),
     #[error("template: {0}")]
     Template(#[from] TemplateError),
@@ -85,8 +85,14 @@ impl IntoResponse for WebError {
             }
             WebError::NotFound => "Not Found".to_string(),
             WebError::Store(e) if e.is_unavailable() => {
-                tracing::error!("database unavailable: {e}");
-                "<!doctype html>\n<html lang=\"en\">\n<head>\n  <title>Service Unavailable (503)</title>\n</head>\n<body>\n  <h1>Service Unavailable (503)</h1><p>The database cannot be reached. Please try again shortly.</p>\n</body>\n</html>\n".to_string()
+                tracing::error!("{e}");
+                let what = match e {
+                    StoreError::CacheUnavailable(_) => "The session cache",
+                    _ => "The database",
+                };
+                format!(
+                    "<!doctype html>\n<html lang=\"en\">\n<head>\n  <title>Service Unavailable (503)</title>\n</head>\n<body>\n  <h1>Service Unavailable (503)</h1><p>{what} cannot be reached. Please try again shortly.</p>\n</body>\n</html>\n"
+                )
             }
             _ => {
                 tracing::error!("internal error: {self}");

@@ -32,7 +32,7 @@ use tower_http::services::ServeDir;
 use crate::config::Settings;
 use crate::django::hashers::{self, HasherConfig};
 use crate::fanout::Broker;
-use crate::store::{RoomCache, Store};
+use crate::store::{RoomCache, SessionStore, Store};
 use hashing::HashingPool;
 use templates::Templates;
 
@@ -43,6 +43,8 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub settings: Settings,
     pub store: Store,
+    /// `SESSION_ENGINE` over the database and the cache: load / save / delete a session.
+    pub sessions: SessionStore,
     pub rooms: RoomCache,
     pub broker: Arc<dyn Broker>,
     pub templates: Templates,
@@ -68,6 +70,7 @@ impl AppState {
     pub fn new(
         settings: Settings,
         store: Store,
+        sessions: SessionStore,
         broker: Arc<dyn Broker>,
         templates: Templates,
         shutdown: watch::Receiver<bool>,
@@ -78,6 +81,7 @@ impl AppState {
         AppState(Arc::new(Inner {
             settings,
             store,
+            sessions,
             rooms,
             broker,
             templates,

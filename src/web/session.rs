@@ -1,20 +1,18 @@
-//! Django's session for one request: load from the cookie with the configured engine, resolve
-//! the user like `django.contrib.auth.get_user` (django-internals §5.3), log in and out like
+//! Django's session for one request: load from the cookie through the session engine
+//! ([`crate::store::SessionStore`], which owns every engine's storage), resolve the user like
+//! `django.contrib.auth.get_user` (django-internals §5.3), log in and out like
 //! `login()`/`logout()` (§5.4, §5.5), and write the `Set-Cookie` the middleware would (§4.2).
 
 use chrono::{DateTime, Utc};
 
-use crate::config::SessionEngine;
 use crate::django::cookies::{self, CookieOptions};
-use crate::django::sessions::{
-    self, AuthHashCheck, MODEL_BACKEND, SESSION_SALT, SIGNED_COOKIES_SALT, SessionData,
-};
+use crate::django::sessions::{self, AuthHashCheck, MODEL_BACKEND, SessionData};
 use crate::store::{StoreError, User};
 use crate::web::AppState;
 
 /// The request's session, with what must happen to its cookie at the end.
 pub struct Session {
-    /// db engine: the row's key; `None` = no row yet (or flushed).
+    /// The stored session's key; `None` = nothing stored yet (or flushed).
     key: Option<String>,
     pub data: SessionData,
     had_cookie: bool,
@@ -23,44 +21,26 @@ pub struct Session {
 
 impl Session {
     /// Reads the session named by the request's cookie. Missing, expired, tampered or
-    /// undecodable sessions are empty (Django's behaviour); only database trouble is an error.
+    /// undecodable sessions are empty (Django's behaviour); only storage trouble is an error.
     pub async fn load(
         app: &AppState,
         cookie_headers: &[&str],
         now: DateTime<Utc>,
     ) -> Result<Session, StoreError> {
-        let settings = &app.settings;
         let value = cookies::get(
             cookie_headers.iter().copied(),
-            &settings.session_cookie_name,
+            &app.settings.session_cookie_name,
         );
-        let had_cookie = value.is_some();
-        let keys = app.secret_keys();
-        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let ts = now.timestamp().max(0) as u64;
         let mut session = Session {
             key: None,
             data: SessionData::default(),
-            had_cookie,
+            had_cookie: value.is_some(),
             modified: false,
         };
-        let Some(value) = value else {
-            return Ok(session);
-        };
-        match settings.session_engine {
-            SessionEngine::Db => {
-                if let Some(text) = app.store.load_session(&value, now).await? {
-                    // A row that does not decode is an empty session that keeps its key.
-                    session.data =
-                        sessions::decode(&text, &keys, SESSION_SALT, None, ts).unwrap_or_default();
-                    session.key = Some(value);
-                }
-            }
-            SessionEngine::SignedCookies => {
-                let max_age = Some(settings.session_cookie_age);
-                session.data = sessions::decode(&value, &keys, SIGNED_COOKIES_SALT, max_age, ts)
-                    .unwrap_or_default();
-            }
+        if let Some(value) = value {
+            let loaded = app.sessions.load(&value, now).await?;
+            session.key = loaded.key;
+            session.data = loaded.data;
         }
         Ok(session)
     }
@@ -105,21 +85,22 @@ impl Session {
         Ok(())
     }
 
-    /// `session.flush()`: forget the data, delete the row, drop the key.
+    /// `session.flush()`: forget the data, delete the stored session (row and/or cache
+    /// entry), drop the key.
     pub async fn flush(&mut self, app: &AppState) -> Result<(), StoreError> {
         self.data = SessionData::default();
         if let Some(key) = self.key.take() {
-            app.store.delete_session(&key).await?;
+            app.sessions.delete(&key).await?;
         }
         self.modified = true;
         Ok(())
     }
 
-    /// `cycle_key()`: same data under a new key; the old row is deleted (the new row is
-    /// written by [`Session::finish`]).
+    /// `cycle_key()`: same data under a new key; the old session (row and/or cache entry) is
+    /// deleted (the new one is written by [`Session::finish`]).
     async fn cycle_key(&mut self, app: &AppState) -> Result<(), StoreError> {
         if let Some(key) = self.key.take() {
-            app.store.delete_session(&key).await?;
+            app.sessions.delete(&key).await?;
         }
         self.modified = true;
         Ok(())
@@ -128,7 +109,7 @@ impl Session {
     /// Saves a modified session and returns the `Set-Cookie` header value to send, if any
     /// (SessionMiddleware.process_response, django-internals §4.2).
     pub async fn finish(
-        mut self,
+        self,
         app: &AppState,
         now: DateTime<Utc>,
     ) -> Result<Option<String>, StoreError> {
@@ -148,32 +129,11 @@ impl Session {
         if !self.modified {
             return Ok(None);
         }
+        let value = app
+            .sessions
+            .save(self.key.as_deref(), &self.data, now)
+            .await?;
         let age = settings.session_cookie_age;
-        let expire = now + chrono::Duration::seconds(age.min(i64::MAX as u64 / 4) as i64);
-        let ts = now.timestamp().max(0) as u64;
-        let value = match settings.session_engine {
-            SessionEngine::Db => {
-                let data = sessions::encode(&self.data, settings.secret(), SESSION_SALT, ts);
-                let saved = match &self.key {
-                    Some(key) => app.store.update_session(key, &data, expire).await?,
-                    None => false,
-                };
-                if !saved {
-                    // New key; on the (astronomically unlikely) collision, pick another.
-                    loop {
-                        let key = sessions::new_session_key();
-                        if app.store.insert_session(&key, &data, expire).await? {
-                            self.key = Some(key);
-                            break;
-                        }
-                    }
-                }
-                self.key.clone().unwrap_or_default()
-            }
-            SessionEngine::SignedCookies => {
-                sessions::encode(&self.data, settings.secret(), SIGNED_COOKIES_SALT, ts)
-            }
-        };
         let opts = CookieOptions {
             max_age: Some(age),
             domain: settings.session_cookie_domain.as_deref(),

@@ -10,6 +10,7 @@
 //!
 //! | what | answer |
 //! |---|---|
+//! | database or session cache unreachable at the handshake | HTTP 503, no socket |
 //! | malformed or unknown command, bad room | `{"error": CODE}` reply, socket stays open |
 //! | binary frame | close 1003 |
 //! | frame over `WS_MAX_MESSAGE_BYTES` | close 1009 |
