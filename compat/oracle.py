@@ -26,7 +26,11 @@ Subcommands:
   admin-password-change --cookie ... --username U --password P   the admin's password form
   session-decode --key K       the session's dict (db row or signed cookie), or null
   session-set --key K --name N --value V   adds a key to a session; prints the (new) key
-  session-expire --key K       moves a db session's expire_date into the past
+  session-expire --key K       expires a session: the db row's expire_date moves into the past
+                               (db, cached_db) and the cache entry gets a 1-second timeout
+                               (cache, cached_db; `cache.touch`)
+  cache-entry --key K          the session's raw cache entry (hex), and the bytes the cache's
+                               serializer writes for the dict it decodes to (cache engines)
   room-create --title T [--staff-only] | room-rename --id N --title T
   room-set-staff --id N --staff-only 0|1 | room-delete --id N | rooms
   serve                        reads one JSON array of arguments per stdin line (a subcommand
@@ -344,11 +348,45 @@ def cmd_session_decode(a):
 
     store = session_store(a.key)
     data = store.load()
-    if settings.SESSION_ENGINE.endswith(".db") and not store.exists(a.key):
+    engine = settings.SESSION_ENGINE.rsplit(".", 1)[1]
+    if engine in ("db", "cached_db") and not store.exists(a.key):
         data = None
     elif not data:
         data = None
     return {"data": data}
+
+
+def session_cache_key(key):
+    """The session's cache key and the cache (cache and cached_db engines)."""
+    from django.conf import settings
+    from django.core.cache import caches
+
+    store = session_store(key)
+    return store.cache_key_prefix + key, caches[settings.SESSION_CACHE_ALIAS]
+
+
+def raw_redis(cache):
+    """The redis-py client under either Redis backend."""
+    if hasattr(cache, "client") and hasattr(cache.client, "get_client"):  # django-redis
+        return cache.client.get_client(write=True)
+    return cache._cache.get_client(None, write=True)  # Django's RedisCache
+
+
+def cmd_cache_entry(a):
+    cache_key, cache = session_cache_key(a.key)
+    full = cache.make_key(cache_key)
+    raw = raw_redis(cache).get(full)
+    out = {"redis_key": full, "raw": raw.hex() if raw is not None else None}
+    if raw is not None:
+        value = cache.get(cache_key)
+        if hasattr(cache, "client") and hasattr(cache.client, "encode"):
+            again = cache.client.encode(value)
+        else:
+            again = cache._cache._serializer.dumps(value)
+        out["redumped"] = again.hex() if isinstance(again, bytes) else str(again)
+        out["data"] = value
+        out["ttl_ms"] = raw_redis(cache).pttl(full)
+    return out
 
 
 def cmd_session_set(a):
@@ -362,13 +400,20 @@ def cmd_session_set(a):
 def cmd_session_expire(a):
     from datetime import timedelta
 
+    from django.conf import settings
     from django.contrib.sessions.models import Session
     from django.utils import timezone
 
-    n = Session.objects.filter(session_key=a.key).update(
-        expire_date=timezone.now() - timedelta(seconds=5)
-    )
-    return {"updated": n}
+    engine = settings.SESSION_ENGINE.rsplit(".", 1)[1]
+    out = {}
+    if engine in ("db", "cached_db"):
+        out["updated"] = Session.objects.filter(session_key=a.key).update(
+            expire_date=timezone.now() - timedelta(seconds=5)
+        )
+    if engine in ("cache", "cached_db"):
+        cache_key, cache = session_cache_key(a.key)
+        out["touched"] = cache.touch(cache_key, 1)
+    return out
 
 
 def room_json(room):
@@ -447,6 +492,7 @@ def parser():
     add("session-decode", cmd_session_decode, "key")
     add("session-set", cmd_session_set, "key", "name", "value")
     add("session-expire", cmd_session_expire, "key")
+    add("cache-entry", cmd_cache_entry, "key")
     add("room-create", cmd_room_create, "title", "staff-only-flag")
     add("room-rename", cmd_room_rename, "id", "title")
     add("room-set-staff", cmd_room_set_staff, "id", "staff_only")

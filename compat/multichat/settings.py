@@ -182,11 +182,17 @@ TEMPLATES = [
 
 AUTH_PASSWORD_VALIDATORS = []
 
-# Sessions and CSRF: Whisper supports the db and signed_cookies engines.
+# Sessions and CSRF: Whisper supports the db, signed_cookies, cache and cached_db engines; the
+# cache ones use CACHES (JSON, as Whisper reads it) and SESSION_CACHE_ALIAS.
 _SESSION_ENGINES = {
     "db": "django.contrib.sessions.backends.db",
     "signed_cookies": "django.contrib.sessions.backends.signed_cookies",
+    "cache": "django.contrib.sessions.backends.cache",
+    "cached_db": "django.contrib.sessions.backends.cached_db",
 }
+if env("CACHES"):
+    CACHES = json.loads(env("CACHES"))
+SESSION_CACHE_ALIAS = env("SESSION_CACHE_ALIAS") or "default"
 SESSION_ENGINE = _SESSION_ENGINES.get(
     env("SESSION_ENGINE", "db").strip(), env("SESSION_ENGINE", "db").strip()
 )
