@@ -303,3 +303,60 @@ pub fn check_auth_hash(
     }
     AuthHashCheck::Mismatch
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn with_expiry(value: Value) -> SessionData {
+        let mut d = SessionData::new();
+        d.0.insert(SESSION_EXPIRY, value);
+        d
+    }
+
+    #[test]
+    fn expiry_age_follows_get_expiry_age() {
+        let now = Utc.with_ymd_and_hms(2026, 12, 9, 12, 0, 0).unwrap();
+        assert_eq!(SessionData::new().expiry_age(1209600, now), 1209600);
+        assert_eq!(with_expiry(Value::int(0)).expiry_age(60, now), 60);
+        assert_eq!(with_expiry(Value::Null).expiry_age(60, now), 60);
+        assert_eq!(with_expiry(Value::int(3600)).expiry_age(60, now), 3600);
+        assert_eq!(with_expiry(Value::Float(90.7)).expiry_age(60, now), 90);
+        let iso = with_expiry(Value::str("2026-12-09T12:34:48.077932+00:00"));
+        assert_eq!(iso.expiry_age(60, now), 34 * 60 + 48);
+        // Past: negative (Django's timedelta floor), so the cache drops it at once.
+        let past = with_expiry(Value::str("2026-12-09T11:59:59.5+00:00"));
+        assert_eq!(past.expiry_age(60, now), -1);
+        assert_eq!(with_expiry(Value::str("soon")).expiry_age(60, now), 60);
+    }
+
+    #[test]
+    fn pickled_dicts_map_to_the_json_model_as_django_would_store_them() {
+        let mut inner = PyDict::new();
+        inner.insert(7, PyValue::Tuple(vec![PyValue::int(1), PyValue::str("x")]));
+        let mut dict = PyDict::new();
+        dict.insert(AUTH_USER_ID, PyValue::str("42"));
+        dict.insert("nested", PyValue::Dict(inner));
+        dict.insert(5, PyValue::Float(0.5));
+        let data = SessionData::from_pickle(&dict).unwrap();
+        assert_eq!(data.user_id(), Some(42));
+        assert_eq!(
+            pyjson::dumps(&Value::Object(data.0.clone()), Separators::Compact),
+            r#"{"_auth_user_id":"42","nested":{"7":[1,"x"]},"5":0.5}"#
+        );
+        // And back: a dict with str keys, tuples as lists.
+        let PyValue::Dict(back) = data.to_pickle() else {
+            panic!()
+        };
+        assert_eq!(back.get("_auth_user_id"), Some(&PyValue::str("42")));
+        assert_eq!(back.len(), 3);
+        let mut bytes = PyDict::new();
+        bytes.insert("b", PyValue::Bytes(vec![1]));
+        assert!(
+            SessionData::from_pickle(&bytes)
+                .unwrap_err()
+                .contains("bytes")
+        );
+    }
+}

@@ -493,7 +493,7 @@ fn refuse(op: u8) -> PickleError {
             "EXT",
             "an extension code (resolved by the copyreg registry)",
         ),
-        0x8f | 0x90 | 0x91 => ("EMPTY_SET/FROZENSET", "sets are not supported"),
+        0x8f..=0x91 => ("EMPTY_SET/FROZENSET", "sets are not supported"),
         0x96 => ("BYTEARRAY8", "bytearray is not supported"),
         0x97 | 0x98 => ("NEXT_BUFFER", "out-of-band buffers are not supported"),
         b'2' => ("DUP", "not written by CPython (copies a value)"),
