@@ -1,6 +1,7 @@
 //! `check`: Django's system-check output for what Whisper depends on — the settings, the
 //! `SECRET_KEY` (required with PostgreSQL), database reachability, the migration state and,
-//! when `REDIS_URL` or `CHANNEL_LAYERS` is set, Redis reachability (a warning: the server starts without it).
+//! when `REDIS_URL` or `CHANNEL_LAYERS` is set, Redis reachability (a warning: the server starts without it),
+//! and with a cache session engine the reachability of its cache (a warning too).
 //! Prints `System check identified no issues (0 silenced).`, or the issues in Django's layout
 //! (`SystemCheckError: …` on stderr and exit status 1 when any is an error).
 
@@ -95,6 +96,29 @@ async fn collect() -> Vec<Issue> {
                     .to_string(),
             ),
         });
+    }
+    if settings.session_engine.uses_cache()
+        && let Some(config) = settings.caches.session_cache()
+    {
+        let ping = match crate::store::DjangoCache::new(config) {
+            Ok(cache) => cache.ping().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = ping {
+            issues.push(Issue {
+                level: Level::Warning,
+                id: "whisper.W003",
+                message: format!(
+                    "The session cache ({}) at {} is not reachable: {e}",
+                    config.alias,
+                    crate::config::redact_url(config.url.expose())
+                ),
+                hint: Some(
+                    "Start Redis or fix CACHES; until then requests with a session cookie get 503."
+                        .to_string(),
+                ),
+            });
+        }
     }
     let store = match open_store(&settings, false).await {
         Ok(store) => store,
