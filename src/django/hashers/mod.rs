@@ -55,7 +55,7 @@ pub const UNUSABLE_PASSWORD_SUFFIX_LENGTH: usize = 40;
 /// Length of a fresh salt (Django ≥ 3.2).
 pub const SALT_LENGTH: usize = 22;
 
-/// Django's default `PASSWORD_HASHERS` (4.0 – 6.0), preferred first.
+/// Django's default `PASSWORD_HASHERS` (4.0 – 6.1), preferred first.
 pub const DEFAULT_HASHERS: &[&str] = &[
     "pbkdf2_sha256",
     "pbkdf2_sha1",
@@ -95,38 +95,145 @@ pub const MAX_ARGON2_TIME: u32 = 32;
 /// DoS cap: Argon2 parallelism (lanes).
 pub const MAX_ARGON2_LANES: u32 = 255;
 
-const ARGON2_TIME_COST: u32 = 2;
-const ARGON2_MEMORY_COST: u32 = 102_400;
-const ARGON2_PARALLELISM: u32 = 8;
+/// `Argon2PasswordHasher`'s hash length (bytes), the same in every supported release.
 const ARGON2_HASH_LEN: usize = 32;
-const BCRYPT_ROUNDS: u32 = 12;
-const SCRYPT_N: u64 = 1 << 14;
-const SCRYPT_R: u32 = 8;
 
-/// Which Django the database is shared with; sets the preferred parameters (§2.2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which Django the database is shared with: its hashers' parameters and which hashers it ships
+/// (§2.2). Every value here is recorded from that release's own source in
+/// `tests/data/django-hashers.json` (`compat/make_testdata.py`), which the vector tests compare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DjangoVersion {
-    /// Django 4.2: 600 000 PBKDF2 iterations, scrypt p = 1.
     V4_2,
-    /// Django 5.2: 1 000 000 PBKDF2 iterations, scrypt p = 5.
+    V5_0,
+    V5_1,
     V5_2,
+    V6_0,
+    V6_1,
 }
 
+/// One release's hasher parameters (class attributes in `django/contrib/auth/hashers.py`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HasherParams {
+    /// `PBKDF2PasswordHasher.iterations` (and `PBKDF2SHA1PasswordHasher`'s).
+    pub pbkdf2_iterations: u32,
+    /// `BasePasswordHasher.salt_entropy` (bits); fresh salts have 22 characters.
+    pub salt_entropy: u32,
+    /// `Argon2PasswordHasher.time_cost`, `memory_cost` (KiB), `parallelism`.
+    pub argon2_time_cost: u32,
+    pub argon2_memory_cost: u32,
+    pub argon2_parallelism: u32,
+    /// `BCryptSHA256PasswordHasher.rounds` (and `BCryptPasswordHasher`'s).
+    pub bcrypt_rounds: u32,
+    /// `ScryptPasswordHasher.work_factor` (N), `block_size` (r), `parallelism` (p).
+    pub scrypt_work_factor: u64,
+    pub scrypt_block_size: u32,
+    pub scrypt_parallelism: u32,
+}
+
+/// Hashers every supported release ships.
+const HASHERS_5_1: &[&str] = &[
+    "pbkdf2_sha256",
+    "pbkdf2_sha1",
+    "argon2",
+    "bcrypt_sha256",
+    "bcrypt",
+    "scrypt",
+    "md5",
+];
+/// Django 5.0 still ships the legacy `sha1`, `unsalted_sha1` and `unsalted_md5` (removed in 5.1).
+const HASHERS_5_0: &[&str] = &[
+    "pbkdf2_sha256",
+    "pbkdf2_sha1",
+    "argon2",
+    "bcrypt_sha256",
+    "bcrypt",
+    "scrypt",
+    "md5",
+    "sha1",
+    "unsalted_sha1",
+    "unsalted_md5",
+];
+/// Django 4.2 also ships `crypt` (removed in 5.0), which Whisper refuses.
+const HASHERS_4_2: &[&str] = &[
+    "pbkdf2_sha256",
+    "pbkdf2_sha1",
+    "argon2",
+    "bcrypt_sha256",
+    "bcrypt",
+    "scrypt",
+    "md5",
+    "sha1",
+    "unsalted_sha1",
+    "unsalted_md5",
+    "crypt",
+];
+
 impl DjangoVersion {
-    /// PBKDF2 iterations (both pbkdf2 hashers).
-    pub fn pbkdf2_iterations(self) -> u32 {
-        match self {
-            DjangoVersion::V4_2 => 600_000,
-            DjangoVersion::V5_2 => 1_000_000,
+    /// Every supported release, oldest first.
+    pub const ALL: [DjangoVersion; 6] = [
+        DjangoVersion::V4_2,
+        DjangoVersion::V5_0,
+        DjangoVersion::V5_1,
+        DjangoVersion::V5_2,
+        DjangoVersion::V6_0,
+        DjangoVersion::V6_1,
+    ];
+
+    /// The release's hasher parameters.
+    pub fn params(self) -> HasherParams {
+        use DjangoVersion::*;
+        HasherParams {
+            pbkdf2_iterations: match self {
+                V4_2 => 600_000,
+                V5_0 => 720_000,
+                V5_1 => 870_000,
+                V5_2 => 1_000_000,
+                V6_0 => 1_200_000,
+                V6_1 => 1_500_000,
+            },
+            salt_entropy: 128,
+            argon2_time_cost: 2,
+            argon2_memory_cost: 102_400,
+            argon2_parallelism: 8,
+            bcrypt_rounds: 12,
+            scrypt_work_factor: 1 << 14,
+            scrypt_block_size: 8,
+            // Django 5.1 raised scrypt's parallelism from 1 to 5.
+            scrypt_parallelism: match self {
+                V4_2 | V5_0 => 1,
+                V5_1 | V5_2 | V6_0 | V6_1 => 5,
+            },
         }
     }
 
-    /// scrypt parallelism `p` (N = 2^14 and r = 8 in both).
+    /// PBKDF2 iterations (both pbkdf2 hashers).
+    pub fn pbkdf2_iterations(self) -> u32 {
+        self.params().pbkdf2_iterations
+    }
+
+    /// scrypt parallelism `p`.
     pub fn scrypt_parallelism(self) -> u32 {
+        self.params().scrypt_parallelism
+    }
+
+    /// The algorithms of the hasher classes this release ships (`crypt` included for 4.2,
+    /// although Whisper does not implement it).
+    pub fn shipped_hashers(self) -> &'static [&'static str] {
         match self {
-            DjangoVersion::V4_2 => 1,
-            DjangoVersion::V5_2 => 5,
+            DjangoVersion::V4_2 => HASHERS_4_2,
+            DjangoVersion::V5_0 => HASHERS_5_0,
+            _ => HASHERS_5_1,
         }
+    }
+
+    /// The release's default `PASSWORD_HASHERS` (the same list from 4.0 to 6.1).
+    pub fn default_hashers(self) -> &'static [&'static str] {
+        DEFAULT_HASHERS
+    }
+
+    /// The valid `DJANGO_VERSION` values, for error messages.
+    pub fn valid_values() -> String {
+        Self::ALL.map(|v| v.to_string()).join(", ")
     }
 }
 
@@ -134,7 +241,11 @@ impl fmt::Display for DjangoVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             DjangoVersion::V4_2 => "4.2",
+            DjangoVersion::V5_0 => "5.0",
+            DjangoVersion::V5_1 => "5.1",
             DjangoVersion::V5_2 => "5.2",
+            DjangoVersion::V6_0 => "6.0",
+            DjangoVersion::V6_1 => "6.1",
         })
     }
 }
@@ -143,45 +254,98 @@ impl FromStr for DjangoVersion {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim() {
-            "4.2" => Ok(DjangoVersion::V4_2),
-            "5.2" => Ok(DjangoVersion::V5_2),
-            other => Err(format!(
-                "unsupported Django version {other:?}; valid values: 4.2, 5.2"
-            )),
-        }
+        let s = s.trim();
+        Self::ALL
+            .into_iter()
+            .find(|v| v.to_string() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unsupported Django version {s:?}; valid values: {}",
+                    Self::valid_values()
+                )
+            })
     }
+}
+
+/// Django's dotted hasher class names (`PASSWORD_HASHERS` entries) and their algorithms.
+pub const HASHER_CLASSES: &[(&str, &str)] = &[
+    (
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+        "pbkdf2_sha256",
+    ),
+    (
+        "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+        "pbkdf2_sha1",
+    ),
+    ("django.contrib.auth.hashers.Argon2PasswordHasher", "argon2"),
+    (
+        "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+        "bcrypt_sha256",
+    ),
+    ("django.contrib.auth.hashers.BCryptPasswordHasher", "bcrypt"),
+    ("django.contrib.auth.hashers.ScryptPasswordHasher", "scrypt"),
+    ("django.contrib.auth.hashers.MD5PasswordHasher", "md5"),
+    ("django.contrib.auth.hashers.SHA1PasswordHasher", "sha1"),
+    (
+        "django.contrib.auth.hashers.UnsaltedSHA1PasswordHasher",
+        "unsalted_sha1",
+    ),
+    (
+        "django.contrib.auth.hashers.UnsaltedMD5PasswordHasher",
+        "unsalted_md5",
+    ),
+    ("django.contrib.auth.hashers.CryptPasswordHasher", "crypt"),
+];
+
+/// The dotted class name of a hasher algorithm.
+pub fn class_of(algorithm: &str) -> Option<&'static str> {
+    HASHER_CLASSES
+        .iter()
+        .find(|(_, a)| *a == algorithm)
+        .map(|(c, _)| *c)
+}
+
+/// The algorithm of a dotted hasher class name.
+pub fn algorithm_of(class: &str) -> Option<&'static str> {
+    HASHER_CLASSES
+        .iter()
+        .find(|(c, _)| *c == class)
+        .map(|(_, a)| *a)
 }
 
 /// The hashing half of Django's settings: the version (parameters) and `PASSWORD_HASHERS`.
 #[derive(Clone, Debug)]
 pub struct HasherConfig {
-    /// Django version whose default parameters are used.
+    /// Django version whose parameters are used.
     pub version: DjangoVersion,
-    /// Enabled algorithm names, preferred first (Django's `PASSWORD_HASHERS`). Names not in
-    /// [`SUPPORTED_HASHERS`] are ignored when identifying hashes.
+    /// Enabled algorithm names, preferred first (Django's `PASSWORD_HASHERS`), each shipped by
+    /// `version` and implemented here.
     pub hashers: Vec<&'static str>,
 }
 
 impl HasherConfig {
-    /// Django's defaults for `version`: [`DEFAULT_HASHERS`].
+    /// Django's defaults for `version`: its default `PASSWORD_HASHERS`.
     pub fn new(version: DjangoVersion) -> Self {
         HasherConfig {
             version,
-            hashers: DEFAULT_HASHERS.to_vec(),
+            hashers: version.default_hashers().to_vec(),
         }
     }
 
-    /// Like [`HasherConfig::new`] with an explicit hasher list; every name must be supported
-    /// and the list non-empty.
+    /// Like [`HasherConfig::new`] with an explicit algorithm list (preferred first): every
+    /// name must be implemented and shipped by `version`, and the list non-empty.
     pub fn with_hashers(version: DjangoVersion, hashers: &[&str]) -> Result<Self, HashError> {
         let mut out = Vec::with_capacity(hashers.len());
         for name in hashers {
-            let known = SUPPORTED_HASHERS
-                .iter()
-                .find(|s| **s == *name)
-                .ok_or_else(|| HashError::UnknownAlgorithm((*name).to_owned()))?;
-            out.push(*known);
+            let known =
+                supported(name).ok_or_else(|| HashError::UnknownAlgorithm((*name).to_owned()))?;
+            if !version.shipped_hashers().contains(&known) {
+                return Err(HashError::NotShipped {
+                    algorithm: known,
+                    version,
+                });
+            }
+            out.push(known);
         }
         if out.is_empty() {
             return Err(HashError::UnknownAlgorithm(String::new()));
@@ -190,6 +354,11 @@ impl HasherConfig {
             version,
             hashers: out,
         })
+    }
+
+    /// The version's parameters.
+    pub fn params(&self) -> HasherParams {
+        self.version.params()
     }
 
     /// PBKDF2 iterations for new hashes (and the `must_update` comparison).
@@ -206,6 +375,33 @@ impl HasherConfig {
             .unwrap_or("pbkdf2_sha256")
     }
 
+    /// One line for logs and `./manage check`: the version, the preferred hasher's class and
+    /// its work factor.
+    pub fn describe(&self) -> String {
+        let p = self.params();
+        let preferred = self.preferred();
+        let work = match preferred {
+            "pbkdf2_sha256" | "pbkdf2_sha1" => format!("{} iterations", p.pbkdf2_iterations),
+            "argon2" => format!(
+                "time_cost {}, memory_cost {} KiB, parallelism {}",
+                p.argon2_time_cost, p.argon2_memory_cost, p.argon2_parallelism
+            ),
+            "bcrypt_sha256" | "bcrypt" => format!("{} rounds", p.bcrypt_rounds),
+            "scrypt" => format!(
+                "N={}, r={}, p={}",
+                p.scrypt_work_factor, p.scrypt_block_size, p.scrypt_parallelism
+            ),
+            _ => "no work factor".to_string(),
+        };
+        let n = self.hashers.len();
+        format!(
+            "Django {}'s parameters; preferred hasher {} ({preferred}, {work}); {n} {} enabled",
+            self.version,
+            class_of(preferred).unwrap_or(preferred),
+            if n == 1 { "hasher" } else { "hashers" }
+        )
+    }
+
     fn is_enabled(&self, algorithm: &str) -> bool {
         self.hashers.contains(&algorithm)
     }
@@ -220,6 +416,12 @@ pub enum HashError {
     /// Empty salt or salt containing `$` (or a malformed bcrypt salt).
     #[error("invalid salt")]
     InvalidSalt,
+    /// A hasher the chosen Django release does not ship.
+    #[error("Django {version} does not ship the {algorithm} hasher")]
+    NotShipped {
+        algorithm: &'static str,
+        version: DjangoVersion,
+    },
 }
 
 /// Result of [`verify_password`].
@@ -242,7 +444,7 @@ fn supported(name: &str) -> Option<&'static str> {
 /// (for the default list: `pbkdf2_sha256`, 22-char salt, exactly the version's iterations).
 pub fn make_password(password: &str, cfg: &HasherConfig) -> String {
     let algorithm = cfg.preferred();
-    let salt = fresh_salt(algorithm);
+    let salt = fresh_salt(algorithm, cfg);
     make_password_with(password, algorithm, &salt, cfg)
         .expect("a fresh salt is valid for a supported algorithm")
 }
@@ -268,12 +470,13 @@ pub fn make_password_with(
             cfg.pbkdf2_iterations(),
         )),
         "argon2" if plain_salt_ok => {
+            let v = cfg.params();
             let p = Argon2Params {
                 variant: ::argon2::Algorithm::Argon2id,
                 version: 0x13,
-                memory: ARGON2_MEMORY_COST,
-                time: ARGON2_TIME_COST,
-                lanes: ARGON2_PARALLELISM,
+                memory: v.argon2_memory_cost,
+                time: v.argon2_time_cost,
+                lanes: v.argon2_parallelism,
             };
             let hash = argon2_raw(&p, pw, salt.as_bytes(), ARGON2_HASH_LEN)
                 .ok_or(HashError::InvalidSalt)?;
@@ -293,14 +496,17 @@ pub fn make_password_with(
             }
             Ok(encode_bcrypt(algorithm == "bcrypt_sha256", pw, &b))
         }
-        "scrypt" if plain_salt_ok => encode_scrypt(
-            pw,
-            salt,
-            SCRYPT_N,
-            SCRYPT_R,
-            cfg.version.scrypt_parallelism(),
-        )
-        .ok_or(HashError::InvalidSalt),
+        "scrypt" if plain_salt_ok => {
+            let v = cfg.params();
+            encode_scrypt(
+                pw,
+                salt,
+                v.scrypt_work_factor,
+                v.scrypt_block_size,
+                v.scrypt_parallelism,
+            )
+            .ok_or(HashError::InvalidSalt)
+        }
         "md5" if plain_salt_ok => Ok(encode_salted_digest::<Md5>("md5", pw, salt)),
         "sha1" if plain_salt_ok => Ok(encode_salted_digest::<Sha1>("sha1", pw, salt)),
         "unsalted_sha1" if salt.is_empty() => {
@@ -395,13 +601,14 @@ pub fn hasher_must_update(encoded: &str, cfg: &HasherConfig) -> Option<bool> {
     Some(parse(algorithm, encoded)?.must_update(cfg))
 }
 
-fn fresh_salt(algorithm: &str) -> String {
+fn fresh_salt(algorithm: &str, cfg: &HasherConfig) -> String {
     match algorithm {
         "bcrypt" | "bcrypt_sha256" => {
-            // bcrypt.gensalt(12): 16 random bytes from the CSPRNG in bcrypt's base64.
+            // bcrypt.gensalt(rounds): 16 random bytes from the CSPRNG in bcrypt's base64.
             let mut bytes = [0u8; 16];
             rand::rng().fill_bytes(&mut bytes);
-            format!("$2b${BCRYPT_ROUNDS:02}${}", BCRYPT_B64.encode(bytes))
+            let rounds = cfg.params().bcrypt_rounds;
+            format!("$2b${rounds:02}${}", BCRYPT_B64.encode(bytes))
         }
         "unsalted_md5" | "unsalted_sha1" => String::new(),
         _ => get_random_string(SALT_LENGTH, RANDOM_STRING_CHARS),
