@@ -3,7 +3,8 @@
 //! `static/js/chat.js` (see `tests/e2e/chat.mjs` for every check).
 //!
 //! Needs Node.js (`node`, `npm`) and Debian's Chromium at `/usr/bin/chromium` (or
-//! `CHROMIUM_PATH`). `.ci/run` installs both; when either is missing this test FAILS.
+//! `CHROMIUM_PATH`). `./manage test` installs Chromium and `tests/e2e/node_modules`; when either
+//! is missing this test FAILS.
 
 mod common;
 

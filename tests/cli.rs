@@ -360,7 +360,38 @@ fn check_ok_and_broken() {
     assert_eq!(ok.code, 0, "{ok:?}");
     assert_eq!(
         ok.stdout,
-        "System check identified no issues (0 silenced).\n"
+        "Password hashing: Django 5.2's parameters; preferred hasher \
+         django.contrib.auth.hashers.PBKDF2PasswordHasher (pbkdf2_sha256, 1000000 iterations); 5 \
+         hashers enabled\nSystem check identified no issues (0 silenced).\n"
+    );
+    // Another release and PASSWORD_HASHERS: named in the same line.
+    let argon = manage(
+        dir.path(),
+        &["check"],
+        &[
+            ("DJANGO_VERSION", "6.1"),
+            (
+                "PASSWORD_HASHERS",
+                r#"["django.contrib.auth.hashers.Argon2PasswordHasher"]"#,
+            ),
+        ],
+        "",
+    );
+    assert_eq!(argon.code, 0, "{argon:?}");
+    assert!(
+        argon.stdout.starts_with(
+            "Password hashing: Django 6.1's parameters; preferred hasher \
+             django.contrib.auth.hashers.Argon2PasswordHasher (argon2, time_cost 2, memory_cost \
+             102400 KiB, parallelism 8); 1 hasher enabled\n"
+        ),
+        "{argon:?}"
+    );
+    // An unknown release is refused with the valid ones.
+    let bad = manage(dir.path(), &["check"], &[("DJANGO_VERSION", "3.2")], "");
+    assert_eq!(bad.code, 1, "{bad:?}");
+    assert!(
+        bad.stderr.contains("4.2, 5.0, 5.1, 5.2, 6.0, 6.1"),
+        "{bad:?}"
     );
 
     // Unreachable database.

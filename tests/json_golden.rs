@@ -1,15 +1,12 @@
-//! Golden vectors made by CPython's own `json` and `int()` (`shared/spec/json-golden.json`,
-//! `make_json_golden.py`): outbound chat frames must be byte-identical, and room values must
-//! convert like Django's pk lookup.
+//! Golden vectors made by CPython's own `json` and `int()` (`tests/data/json-golden.json`, made
+//! by `compat/testdata/json_golden.py`): outbound chat frames must be byte-identical, and room
+//! values must convert like Django's pk lookup.
 
 use num_bigint::BigInt;
 use whisper::chat::roomid::python_int;
 use whisper::django::pyjson::{JsonError, Object, Separators, Value, dumps, loads};
 
-const GOLDEN: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/spec/json-golden.json"
-);
+const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/json-golden.json");
 
 fn golden() -> serde_json::Value {
     let text = std::fs::read_to_string(GOLDEN)

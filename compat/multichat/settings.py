@@ -182,6 +182,11 @@ TEMPLATES = [
 
 AUTH_PASSWORD_VALIDATORS = []
 
+# PASSWORD_HASHERS: the JSON list of Django's dotted hasher names Whisper reads (the first one
+# hashes, all of them verify); unset means Django's default list.
+if env("PASSWORD_HASHERS", "").strip():
+    PASSWORD_HASHERS = json.loads(env("PASSWORD_HASHERS"))
+
 # Sessions and CSRF: Whisper supports the db, signed_cookies, cache and cached_db engines; the
 # cache ones use CACHES (JSON, as Whisper reads it) and SESSION_CACHE_ALIAS.
 _SESSION_ENGINES = {

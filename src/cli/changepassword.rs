@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use crate::config::Settings;
-use crate::django::hashers::{HasherConfig, make_password};
+use crate::django::hashers::make_password;
 
 use super::prompt;
 use super::{CommandError, CommandResult, open_migrated_store};
@@ -61,7 +61,7 @@ pub async fn run(settings: &Settings, args: &Args) -> CommandResult {
             user.username
         )));
     };
-    let cfg = HasherConfig::new(settings.django_version);
+    let cfg = settings.password_hashers.clone();
     let encoded = make_password(&password, &cfg);
     if !store.set_password(user.id, &encoded).await? {
         return Err(CommandError::new(format!(

@@ -3,7 +3,8 @@
 //! when `REDIS_URL` or `CHANNEL_LAYERS` is set, Redis reachability (a warning: the server starts without it),
 //! and with a cache session engine the reachability of its cache (a warning too).
 //! Prints `System check identified no issues (0 silenced).`, or the issues in Django's layout
-//! (`SystemCheckError: …` on stderr and exit status 1 when any is an error).
+//! (`SystemCheckError: …` on stderr and exit status 1 when any is an error), after one line
+//! saying which Django release's password hashing is in use.
 
 use std::process::ExitCode;
 
@@ -51,6 +52,8 @@ async fn collect() -> Vec<Issue> {
             )];
         }
     };
+    // Which Django's hashing is in use, before the verdict (DJANGO_VERSION, PASSWORD_HASHERS).
+    println!("Password hashing: {}", settings.password_hashers.describe());
     let mut issues = Vec::new();
     if settings.secret_key.is_none() && matches!(settings.database_url, DatabaseUrl::Postgres(_)) {
         issues.push(Issue::error(

@@ -80,7 +80,7 @@ fn env(name: &str) -> Option<String> {
 
 pub async fn run(settings: &Settings, args: &Args, kind: Kind) -> CommandResult {
     let store = open_migrated_store(settings).await?;
-    let cfg = HasherConfig::new(settings.django_version);
+    let cfg = settings.password_hashers.clone();
     let result = if args.noinput {
         noninteractive(&store, args, &cfg).await
     } else if !prompt::stdin_is_tty() {

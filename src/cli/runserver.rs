@@ -176,6 +176,7 @@ pub async fn run(mut settings: Settings, args: &Args) -> CommandResult {
         "Whisper version {}, using settings from the environment",
         env!("CARGO_PKG_VERSION")
     );
+    println!("Password hashing: {}", settings.password_hashers.describe());
     println!(
         "Starting development server at http://{}:{}/",
         url_host(&local),

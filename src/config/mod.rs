@@ -8,10 +8,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::django::hashers::DjangoVersion;
+use crate::django::hashers::{DjangoVersion, HasherConfig};
 
 pub mod caches;
 pub mod channel_layers;
+pub mod password_hashers;
 
 pub use caches::{CacheBackend, CacheConfig, Caches};
 pub use channel_layers::{CoreParams, LayerFormat, RedisLayer};
@@ -203,6 +204,9 @@ pub struct Settings {
     pub notify_users_on_enter_or_leave_rooms: bool,
     /// `DJANGO_VERSION`: the Django release sharing the database; sets hasher parameters.
     pub django_version: DjangoVersion,
+    /// `DJANGO_VERSION` + `PASSWORD_HASHERS` (JSON list of Django's dotted names), built once:
+    /// what every password check and new hash uses. See [`password_hashers`].
+    pub password_hashers: HasherConfig,
     /// `ROOM_CACHE_TTL` (seconds, may be fractional): how stale a cached room may be.
     pub room_cache_ttl: Duration,
     /// `WS_MAX_MESSAGE_BYTES`: larger inbound frames close the socket with 1009.
@@ -333,12 +337,10 @@ impl Settings {
                 "must be between 0.01 and 600 seconds",
             ));
         }
-        let django_version = match get("DJANGO_VERSION") {
-            Some(v) => v
-                .parse()
-                .map_err(|e: String| invalid("DJANGO_VERSION", e))?,
-            None => DjangoVersion::V5_2,
-        };
+        let password_hashers = password_hashers::resolve(
+            get("DJANGO_VERSION").as_deref(),
+            get("PASSWORD_HASHERS").as_deref(),
+        )?;
         let positive = |name: &'static str, default: usize| -> Result<usize, ConfigError> {
             let n: usize = match get(name) {
                 Some(v) => parse_num(name, &v)?,
@@ -395,7 +397,8 @@ impl Settings {
                 "NOTIFY_USERS_ON_ENTER_OR_LEAVE_ROOMS",
                 true,
             )?,
-            django_version,
+            django_version: password_hashers.version,
+            password_hashers,
             room_cache_ttl: Duration::from_secs_f64(room_cache_ttl),
             ws_max_message_bytes: positive("WS_MAX_MESSAGE_BYTES", 1024 * 1024)?,
             ws_outbound_queue: positive("WS_OUTBOUND_QUEUE", 4096)?,

@@ -1,6 +1,6 @@
 //! Pure Django-compatible primitives: no I/O, no database, no clock reads except where a
 //! function says so. Everything here is checked against vectors made by real Django
-//! (`shared/spec/django-vectors.json`, spec `django-internals.md`).
+//! (`tests/data/django-vectors.json`, made by `compat/make_testdata.py`).
 
 pub mod cookies;
 pub mod crypto;

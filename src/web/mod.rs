@@ -76,7 +76,7 @@ impl AppState {
         shutdown: watch::Receiver<bool>,
     ) -> AppState {
         let rooms = RoomCache::new(store.clone(), settings.room_cache_ttl);
-        let hasher = HasherConfig::new(settings.django_version);
+        let hasher = settings.password_hashers.clone();
         let hashing = HashingPool::new(settings.password_hashing_concurrency);
         AppState(Arc::new(Inner {
             settings,

@@ -25,9 +25,21 @@ pub(crate) struct Daphne {
     pub(crate) addr: SocketAddr,
 }
 
+/// The venv (from `compat/bootstrap.sh`) of a Django release that runs compat/.
+pub(crate) fn venv(django: &str) -> &'static str {
+    match django {
+        "4.2" => ".venv42",
+        "5.2" => ".venv",
+        "6.1" => ".venv61",
+        other => panic!("no compat/ venv runs Django {other} (compat/bootstrap.sh)"),
+    }
+}
+
 impl Daphne {
-    pub(crate) fn start(database_url: &str, redis_url: &str, log: PathBuf) -> Daphne {
-        Self::start_with(
+    /// daphne with Django `django` (its venv) over `database_url`, channels_redis on `redis_url`.
+    pub(crate) fn start(django: &str, database_url: &str, redis_url: &str, log: PathBuf) -> Daphne {
+        Self::start_in(
+            django,
             Server::Daphne,
             database_url,
             &[("REDIS_URL", redis_url)],
@@ -35,22 +47,33 @@ impl Daphne {
         )
     }
 
-    /// `server` serving compat/ with `vars` added to its environment (e.g. `CHANNEL_LAYERS`).
+    /// `server` (Django 5.2) serving compat/ with `vars` added to its environment (e.g.
+    /// `CHANNEL_LAYERS`).
     pub(crate) fn start_with(
         server: Server,
         database_url: &str,
         vars: &[(&str, &str)],
         log: PathBuf,
     ) -> Daphne {
+        Self::start_in("5.2", server, database_url, vars, log)
+    }
+
+    fn start_in(
+        django: &str,
+        server: Server,
+        database_url: &str,
+        vars: &[(&str, &str)],
+        log: PathBuf,
+    ) -> Daphne {
         let compat = Path::new(COMPAT);
-        let bin = compat.join(match server {
-            Server::Daphne => ".venv/bin/daphne",
-            Server::Uvicorn => ".venv/bin/uvicorn",
+        let bin = compat.join(venv(django)).join(match server {
+            Server::Daphne => "bin/daphne",
+            Server::Uvicorn => "bin/uvicorn",
         });
         assert!(
             bin.exists(),
-            "{} is missing: the interop suite needs the Django 5.2 virtualenv. Create it with \
-             `compat/bootstrap.sh 5.2` (`./manage test` does this).",
+            "{} is missing: this test needs the Django {django} virtualenv. Create it with \
+             `compat/bootstrap.sh {django}` (`./manage test` does this).",
             bin.display()
         );
         let port = {

@@ -1,6 +1,6 @@
 //! Checks `whisper::django::{crypto, hashers, signing, sessions, csrf, hosts}` against the
-//! vectors produced by real Django (`shared/spec/django-vectors.json`, spec §10), plus unit
-//! tests for host validation, safe redirects and the CSRF Origin/Referer rules.
+//! vectors produced by real Django (`tests/data/django-vectors.json` and `django-hashers.json`,
+//! made by `compat/make_testdata.py`), plus unit tests for host validation, safe redirects and the CSRF Origin/Referer rules.
 //!
 //! Not covered: `crypt` hashes (not implemented; the test asserts they are refused).
 //!
@@ -13,6 +13,7 @@ mod host_checks;
 mod password_hashing;
 mod session_data;
 mod signed_data;
+mod versions;
 
 use std::sync::OnceLock;
 
@@ -30,7 +31,7 @@ use whisper::django::signing::{self, Signer, SigningError, TimestampSigner};
 
 const VECTORS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/spec/django-vectors.json"
+    "/tests/data/django-vectors.json"
 );
 
 fn v() -> &'static J {

@@ -120,7 +120,7 @@ fn session_data_vectors() {
     );
     assert!(
         sessions::decode(
-            s(&v()["probe_3_2"]["legacy_session_data"]),
+            s(&ss["legacy_pre_3_1_login_constructed"]["session_data"]),
             &keys,
             sessions::SESSION_SALT,
             None,

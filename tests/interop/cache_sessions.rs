@@ -17,41 +17,41 @@ const REDIS: &str = "redis://127.0.0.1:6379/0";
 /// Session lifetime in these tests, so keys left by a failed run expire within the hour.
 const AGE: u64 = 3600;
 
-/// Every check on SQLite for both backends and both engines, and `cached_db` on PostgreSQL,
-/// with Django `$version`.
-macro_rules! on_cache_backends {
-    ($version:literal: $($name:ident),* $(,)?) => {$(
-        mod $name {
+/// `check(db backend, cache backend, engine, django_version)` for one release: SQLite with
+/// both Redis backends and both engines, and `cached_db` on PostgreSQL.
+macro_rules! cache_backend_tests {
+    ($check:ident, $module:ident, $version:literal) => {
+        mod $module {
             use super::*;
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite_django_cache() {
-                super::$name(Backend::Sqlite, DJANGO_CACHE, CACHE, $version).await
+                super::super::$check(Backend::Sqlite, DJANGO_CACHE, CACHE, $version).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite_django_redis_cache() {
-                super::$name(Backend::Sqlite, DJANGO_REDIS, CACHE, $version).await
+                super::super::$check(Backend::Sqlite, DJANGO_REDIS, CACHE, $version).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite_django_cached_db() {
-                super::$name(Backend::Sqlite, DJANGO_CACHE, CACHED_DB, $version).await
+                super::super::$check(Backend::Sqlite, DJANGO_CACHE, CACHED_DB, $version).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite_django_redis_cached_db() {
-                super::$name(Backend::Sqlite, DJANGO_REDIS, CACHED_DB, $version).await
+                super::super::$check(Backend::Sqlite, DJANGO_REDIS, CACHED_DB, $version).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres_django_cached_db() {
-                super::$name(Backend::Postgres, DJANGO_CACHE, CACHED_DB, $version).await
+                super::super::$check(Backend::Postgres, DJANGO_CACHE, CACHED_DB, $version).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres_django_redis_cached_db() {
-                super::$name(Backend::Postgres, DJANGO_REDIS, CACHED_DB, $version).await
+                super::super::$check(Backend::Postgres, DJANGO_REDIS, CACHED_DB, $version).await
             }
         }
-    )*};
+    };
 }
 
-on_cache_backends!("5.2": cache_sessions_both_ways);
+per_django_version!(cache_sessions_both_ways, cache_backend_tests);
 
 /// The `CACHES` JSON both sides read.
 fn caches_json(backend: &str, location: &str, prefix: &str) -> String {
@@ -111,19 +111,24 @@ async fn cache_entry(django: &Django, key: &str) -> Value {
     django.run(&["cache-entry", "--key", key]).await
 }
 
-async fn cache_sessions_both_ways(backend: Backend, cache: &str, engine: &str, version: &str) {
+async fn cache_sessions_both_ways(
+    backend: Backend,
+    cache: &str,
+    engine: &str,
+    version: &'static str,
+) {
     let mut conn = redis().await;
     let prefix = format!(
         "whisper-test-{}",
         whisper::django::crypto::get_random_string(12, b"abcdefghijklmnopqrstuvwxyz0123456789")
     );
     let db = TestDb::new(backend).await;
-    let env = Env::new(&db)
+    let env = Env::new(&db, version)
         .with("SESSION_ENGINE", engine)
         .with("CACHES", &caches_json(cache, REDIS, &prefix))
         .with("SESSION_COOKIE_AGE", &AGE.to_string());
     let server = env.whisper().await;
-    let django = env.django(version);
+    let django = env.django();
     let what = format!("{cache} {engine}");
     django.create_user("root", PASSWORD, &["--superuser"]).await;
     django.create_user("alice", PASSWORD, &["--staff"]).await;
@@ -312,7 +317,7 @@ fn sessions_key_of(engine: &str, prefix: &str, key: &str) -> String {
 async fn cache_sessions_redis_outage_is_503() {
     let mut redis = PrivateRedis::start().await;
     let db = TestDb::new(Backend::Sqlite).await;
-    let env = Env::new(&db)
+    let env = Env::new(&db, "5.2")
         .with("SESSION_ENGINE", CACHE)
         .with("CACHES", &caches_json(DJANGO_REDIS, &redis.url(), "outage"));
     let server = env.whisper().await;

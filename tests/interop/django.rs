@@ -1,4 +1,4 @@
-//! Django as the oracle: `compat/oracle.py serve` run with a bootstrap venv (5.2 or 4.2),
+//! Django as the oracle: `compat/oracle.py serve` run with a bootstrap venv (6.1, 5.2 or 4.2),
 //! one process per instance, one JSON line per command.
 
 use super::*;
@@ -25,6 +25,7 @@ pub(crate) struct Oracle {
 impl Django {
     pub(crate) fn new(version: &str, env: Env) -> Django {
         let venv = match version {
+            "6.1" => ".venv61",
             "5.2" => ".venv",
             "4.2" => ".venv42",
             other => panic!("no venv for Django {other}"),

@@ -1,8 +1,11 @@
-//! Whisper beside real Django (issue 3, checks 1–4), on SQLite and on PostgreSQL.
+//! Whisper beside real Django (issue 3, checks 1–4): every check on Django 6.1, 5.2 and 4.2
+//! (listed once, in `per_django_version!`), each on SQLite and on PostgreSQL.
 //!
 //! Real Django is the oracle: `compat/oracle.py`, run with the venvs that `compat/bootstrap.sh`
-//! makes (`compat/.venv` = Django 5.2, `compat/.venv42` = Django 4.2), configured through the
-//! same environment variables as Whisper (DATABASE_URL, SECRET_KEY, SESSION_ENGINE, ...). Each
+//! makes (`compat/.venv61` = Django 6.1, `compat/.venv` = 5.2, `compat/.venv42` = 4.2),
+//! configured through the same environment variables as Whisper (DATABASE_URL, SECRET_KEY,
+//! SESSION_ENGINE, PASSWORD_HASHERS, ...); Whisper runs with `DJANGO_VERSION` set to the same
+//! release. Each
 //! test gets its own database: a temporary SQLite file, or a throw-away PostgreSQL database
 //! `whisper_interop_<random>` on 127.0.0.1:5432 (user postgres, trust auth) dropped afterwards.
 //! A missing venv or PostgreSQL fails the test; nothing is skipped.
@@ -10,7 +13,8 @@
 //! 1. schema: Whisper `migrate` → Django `migrate --check`/`makemigrations --check` clean and
 //!    the admin works; Django `migrate` → Whisper `migrate` applies and changes nothing.
 //! 2. passwords: every default Django hasher logs in through Whisper; Whisper CLI users log in
-//!    to the Django admin; an upgraded hash is not rehashed again by Django 5.2 / 4.2.
+//!    to the Django admin; an upgraded hash is not rehashed again by that Django; with Argon2 or
+//!    BCryptSHA256 first in PASSWORD_HASHERS, each side's upgrade is final for the other.
 //! 3. sessions both ways (db and signed_cookies engines): cookies, logout, password change,
 //!    is_active, expiry, SECRET_KEY rotation with fallbacks, a non-ASCII username.
 //! 4. rooms edited through Django show up in Whisper's index and join rules.
@@ -92,16 +96,20 @@ impl TestDb {
 struct Env {
     vars: Vec<(String, String)>,
     base_dir: PathBuf,
+    /// The Django release on both sides: the oracle's venv and Whisper's `DJANGO_VERSION`.
+    django: &'static str,
 }
 
 impl Env {
-    fn new(db: &TestDb) -> Env {
+    fn new(db: &TestDb, django: &'static str) -> Env {
         Env {
             vars: vec![
                 ("DATABASE_URL".into(), db.url.clone()),
                 ("SECRET_KEY".into(), SECRET.into()),
+                ("DJANGO_VERSION".into(), django.into()),
             ],
             base_dir: db.dir.path().to_path_buf(),
+            django,
         }
     }
 
@@ -123,8 +131,18 @@ impl Env {
         TestServer::start_with(&self.pairs()).await
     }
 
-    fn django(&self, version: &str) -> Django {
-        Django::new(version, self.clone())
+    /// Django (`oracle.py`) of this environment's release.
+    fn django(&self) -> Django {
+        Django::new(self.django, self.clone())
+    }
+
+    /// The PBKDF2 iterations of this environment's release (Whisper's table, which
+    /// tests/django_vectors checks against Django's sources).
+    fn pbkdf2_iterations(&self) -> u32 {
+        self.django
+            .parse::<whisper::django::hashers::DjangoVersion>()
+            .unwrap()
+            .pbkdf2_iterations()
     }
 }
 
@@ -164,46 +182,75 @@ struct CliRun {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Test generators: every check on both backends (and both session engines)
+// Test generators: every check on each Django release × both backends (× both session engines)
 // ---------------------------------------------------------------------------------------------
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
+/// Generates, inside `mod $check`, one module per Django release the suite runs against (the one
+/// place that lists them; each needs its venv from `compat/bootstrap.sh`), each with the
+/// check's tests `$tests` (`$tests` is a macro that gets the release).
+macro_rules! per_django_version {
+    ($check:ident, $tests:ident) => {
+        mod $check {
+            use super::*;
+            $tests!($check, django_6_1, "6.1");
+            $tests!($check, django_5_2, "5.2");
+            $tests!($check, django_4_2, "4.2");
+        }
+    };
+}
+
+macro_rules! backend_tests {
+    ($check:ident, $module:ident, $version:literal) => {
+        mod $module {
             use super::*;
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                super::$name(Backend::Sqlite).await
+                super::super::$check(Backend::Sqlite, $version).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                super::$name(Backend::Postgres).await
+                super::super::$check(Backend::Postgres, $version).await
             }
         }
-    )*};
+    };
 }
 
-macro_rules! on_both_backends_and_engines {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
+macro_rules! backend_engine_tests {
+    ($check:ident, $module:ident, $version:literal) => {
+        mod $module {
             use super::*;
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite_db() {
-                super::$name(Backend::Sqlite, DB_SESSIONS).await
+                super::super::$check(Backend::Sqlite, $version, DB_SESSIONS).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite_signed_cookies() {
-                super::$name(Backend::Sqlite, SIGNED_COOKIES).await
+                super::super::$check(Backend::Sqlite, $version, SIGNED_COOKIES).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres_db() {
-                super::$name(Backend::Postgres, DB_SESSIONS).await
+                super::super::$check(Backend::Postgres, $version, DB_SESSIONS).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres_signed_cookies() {
-                super::$name(Backend::Postgres, SIGNED_COOKIES).await
+                super::super::$check(Backend::Postgres, $version, SIGNED_COOKIES).await
             }
         }
+    };
+}
+
+/// `check(backend, django_version)` on every release and both backends.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        per_django_version!($name, backend_tests);
+    )*};
+}
+
+/// `check(backend, django_version, session_engine)` on every release, both backends and both
+/// session engines.
+macro_rules! on_both_backends_and_engines {
+    ($($name:ident),* $(,)?) => {$(
+        per_django_version!($name, backend_engine_tests);
     )*};
 }
 

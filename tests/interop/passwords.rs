@@ -1,24 +1,26 @@
 //! Check 2, passwords: every default Django hasher logs in through Whisper, Whisper CLI users
-//! log in to the Django admin, and an upgraded hash is not rehashed again by Django 5.2 / 4.2.
+//! log in to the Django admin, an upgraded hash is not rehashed again by that Django, and with
+//! another hasher first in `PASSWORD_HASHERS` (Argon2, BCryptSHA256) each side's upgrade is
+//! exactly what the other writes.
 
 use super::*;
 
 on_both_backends!(
     passwords_django_hashers_log_in_to_whisper,
     passwords_whisper_cli_users_log_in_to_django_admin,
-    passwords_no_rehash_ping_pong_django_5_2,
-    passwords_no_rehash_ping_pong_django_4_2,
+    passwords_no_rehash_ping_pong,
+    passwords_other_hasher_first_both_ways,
 );
 
 // ---------------------------------------------------------------------------------------------
 // 2. Passwords
 // ---------------------------------------------------------------------------------------------
 
-async fn passwords_django_hashers_log_in_to_whisper(backend: Backend) {
+async fn passwords_django_hashers_log_in_to_whisper(backend: Backend, version: &'static str) {
     let db = TestDb::new(backend).await;
-    let env = Env::new(&db);
+    let env = Env::new(&db, version);
     let server = env.whisper().await;
-    let django = env.django("5.2");
+    let django = env.django();
 
     // One user per default hasher (Django's own default parameters), plus the other ways
     // Django makes users: `createsuperuser --noinput` and `set_password`.
@@ -46,10 +48,10 @@ async fn passwords_django_hashers_log_in_to_whisper(backend: Backend) {
         assert_eq!(wrong.status, 200, "{name}: a wrong password was accepted");
         let session = w_login(&server, name, PASSWORD).await;
         assert_whisper_accepts(&server, &session, name).await;
-        // Whatever the hasher was, the stored hash is now Django 5.2's preferred one, and
+        // Whatever the hasher was, the stored hash is now this Django's preferred one, and
         // Django accepts it without rehashing; the Whisper session survives that check.
         let stored = django.password_of(name).await;
-        assert_pbkdf2(&stored, 1_000_000, name);
+        assert_pbkdf2(&stored, env.pbkdf2_iterations(), name);
         let check = django.check_password(name, PASSWORD).await;
         assert_eq!(check["ok"], true, "{name}: {check}");
         assert_eq!(check["changed"], false, "{name}: Django rehashed: {check}");
@@ -58,9 +60,12 @@ async fn passwords_django_hashers_log_in_to_whisper(backend: Backend) {
     server.stop().await;
 }
 
-async fn passwords_whisper_cli_users_log_in_to_django_admin(backend: Backend) {
+async fn passwords_whisper_cli_users_log_in_to_django_admin(
+    backend: Backend,
+    version: &'static str,
+) {
     let db = TestDb::new(backend).await;
-    let env = Env::new(&db);
+    let env = Env::new(&db, version);
     let run = whisper_cli(&env, &["migrate"], &[], "").await;
     assert_eq!(run.code, 0, "{run:?}");
     let run = whisper_cli(
@@ -78,10 +83,10 @@ async fn passwords_whisper_cli_users_log_in_to_django_admin(backend: Backend) {
     )
     .await;
     assert_eq!(run.code, 0, "{run:?}");
-    let django = env.django("5.2");
+    let django = env.django();
     assert_pbkdf2(
         &django.password_of("dana").await,
-        1_000_000,
+        env.pbkdf2_iterations(),
         "createsuperuser",
     );
 
@@ -116,11 +121,12 @@ async fn passwords_whisper_cli_users_log_in_to_django_admin(backend: Backend) {
 
 /// A 1000-iteration hash (what an old Django left) is upgraded at a Whisper login to exactly
 /// `version`'s parameters, and that Django then verifies it without rehashing: no ping-pong.
-async fn no_rehash_ping_pong(backend: Backend, version: &str, iterations: u32) {
+async fn passwords_no_rehash_ping_pong(backend: Backend, version: &'static str) {
     let db = TestDb::new(backend).await;
-    let env = Env::new(&db).with("DJANGO_VERSION", version);
+    let env = Env::new(&db, version);
+    let iterations = env.pbkdf2_iterations();
     let server = env.whisper().await;
-    let django = env.django(version);
+    let django = env.django();
     let made = django
         .create_user(
             "old",
@@ -152,10 +158,69 @@ async fn no_rehash_ping_pong(backend: Backend, version: &str, iterations: u32) {
     server.stop().await;
 }
 
-async fn passwords_no_rehash_ping_pong_django_5_2(backend: Backend) {
-    no_rehash_ping_pong(backend, "5.2", 1_000_000).await;
-}
+/// With `first` leading `PASSWORD_HASHERS` on both sides: a PBKDF2 user logging in through
+/// Whisper gets what Django writes (the same algorithm and parameters; Django then verifies
+/// without rehashing), and one logging in through Django gets a hash Whisper keeps as it is.
+async fn passwords_other_hasher_first_both_ways(backend: Backend, version: &'static str) {
+    for (class, prefix) in [
+        (
+            "django.contrib.auth.hashers.Argon2PasswordHasher",
+            "argon2$argon2id$v=19$m=102400,t=2,p=8$",
+        ),
+        (
+            "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+            "bcrypt_sha256$$2b$12$",
+        ),
+    ] {
+        let db = TestDb::new(backend).await;
+        let hashers = format!(r#"["{class}", "django.contrib.auth.hashers.PBKDF2PasswordHasher"]"#);
+        let env = Env::new(&db, version).with("PASSWORD_HASHERS", &hashers);
+        let server = env.whisper().await;
+        let django = env.django();
+        for name in ["via_whisper", "via_django"] {
+            let made = django
+                .create_user(name, PASSWORD, &["--hasher", "pbkdf2_sha256"])
+                .await;
+            assert_pbkdf2(
+                made["password"].as_str().unwrap(),
+                env.pbkdf2_iterations(),
+                name,
+            );
+        }
 
-async fn passwords_no_rehash_ping_pong_django_4_2(backend: Backend) {
-    no_rehash_ping_pong(backend, "4.2", 600_000).await;
+        // Whisper upgrades the PBKDF2 hash to `class`; Django keeps Whisper's hash.
+        let w = w_login(&server, "via_whisper", PASSWORD).await;
+        let upgraded = django.password_of("via_whisper").await;
+        assert!(
+            upgraded.starts_with(prefix),
+            "{class}: Whisper wrote {upgraded}"
+        );
+        let check = django.check_password("via_whisper", PASSWORD).await;
+        assert_eq!(check["ok"], true, "{class}: {check}");
+        assert_eq!(
+            check["changed"], false,
+            "Django {version} rehashed Whisper's {class} hash: {check}"
+        );
+        let d = django.login("via_whisper", PASSWORD).await;
+        assert_eq!(django.password_of("via_whisper").await, upgraded);
+
+        // Django upgrades the other user; Whisper's login keeps Django's hash.
+        let check = django.check_password("via_django", PASSWORD).await;
+        assert_eq!(check["changed"], true, "{class}: {check}");
+        let by_django = django.password_of("via_django").await;
+        assert!(
+            by_django.starts_with(prefix),
+            "{class}: Django wrote {by_django}"
+        );
+        let w2 = w_login(&server, "via_django", PASSWORD).await;
+        assert_eq!(
+            django.password_of("via_django").await,
+            by_django,
+            "Whisper rehashed Django {version}'s {class} hash"
+        );
+        for (session, what) in [(&w, "Whisper"), (&d, "Django"), (&w2, "second Whisper")] {
+            assert_whisper_accepts(&server, session, what).await;
+        }
+        server.stop().await;
+    }
 }

@@ -12,11 +12,11 @@ on_both_backends!(
 // 4. Rooms edited through Django
 // ---------------------------------------------------------------------------------------------
 
-async fn rooms_edited_in_django_show_up_in_whisper(backend: Backend) {
+async fn rooms_edited_in_django_show_up_in_whisper(backend: Backend, version: &'static str) {
     let db = TestDb::new(backend).await;
-    let env = Env::new(&db).with("ROOM_CACHE_TTL", "0");
+    let env = Env::new(&db, version).with("ROOM_CACHE_TTL", "0");
     let server = env.whisper().await;
-    let django = env.django("5.2");
+    let django = env.django();
     let staff = server.create_user("staffer", true).await;
     let user = server.create_user("member", false).await;
     let s_cookie = server.session_for(staff).await;
@@ -110,11 +110,11 @@ async fn rooms_edited_in_django_show_up_in_whisper(backend: Backend) {
     server.stop().await;
 }
 
-async fn rooms_cache_ttl_expires(backend: Backend) {
+async fn rooms_cache_ttl_expires(backend: Backend, version: &'static str) {
     let db = TestDb::new(backend).await;
-    let env = Env::new(&db).with("ROOM_CACHE_TTL", "1");
+    let env = Env::new(&db, version).with("ROOM_CACHE_TTL", "1");
     let server = env.whisper().await;
-    let django = env.django("5.2");
+    let django = env.django();
     let user = server.create_user("member", false).await;
     let cookie = server.session_for(user).await;
     let room = room_id(&django, "Lobby", false).await;

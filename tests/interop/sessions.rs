@@ -14,17 +14,21 @@ on_both_backends_and_engines!(
 // 3. Sessions both ways
 // ---------------------------------------------------------------------------------------------
 
-/// A Whisper server and Django 5.2 sharing a database and a session engine.
-async fn shared(backend: Backend, engine: &str) -> (TestDb, Env, TestServer, Django) {
+/// A Whisper server and Django `version` sharing a database and a session engine.
+async fn shared(
+    backend: Backend,
+    version: &'static str,
+    engine: &str,
+) -> (TestDb, Env, TestServer, Django) {
     let db = TestDb::new(backend).await;
-    let env = Env::new(&db).with("SESSION_ENGINE", engine);
+    let env = Env::new(&db, version).with("SESSION_ENGINE", engine);
     let server = env.whisper().await;
-    let django = env.django("5.2");
+    let django = env.django();
     (db, env, server, django)
 }
 
-async fn sessions_cross_login(backend: Backend, engine: &str) {
-    let (_db, _env, server, django) = shared(backend, engine).await;
+async fn sessions_cross_login(backend: Backend, version: &'static str, engine: &str) {
+    let (_db, _env, server, django) = shared(backend, version, engine).await;
     django.create_user("alice", PASSWORD, &["--staff"]).await;
     let zoe = django.create_user("Zoë", PASSWORD, &["--staff"]).await;
     let room = room_id(&django, "Lobby", false).await;
@@ -107,8 +111,8 @@ async fn sessions_cross_login(backend: Backend, engine: &str) {
     server.stop().await;
 }
 
-async fn sessions_logout_ends_both(backend: Backend, engine: &str) {
-    let (_db, _env, server, django) = shared(backend, engine).await;
+async fn sessions_logout_ends_both(backend: Backend, version: &'static str, engine: &str) {
+    let (_db, _env, server, django) = shared(backend, version, engine).await;
     django.create_user("alice", PASSWORD, &["--staff"]).await;
     let signed = engine == SIGNED_COOKIES;
 
@@ -153,9 +157,10 @@ async fn sessions_logout_ends_both(backend: Backend, engine: &str) {
 
 async fn sessions_refused_after_password_change_deactivation_expiry(
     backend: Backend,
+    version: &'static str,
     engine: &str,
 ) {
-    let (_db, env, server, django) = shared(backend, engine).await;
+    let (_db, env, server, django) = shared(backend, version, engine).await;
     django.create_user("root", PASSWORD, &["--superuser"]).await;
     django.create_user("bob", PASSWORD, &[]).await;
     django.create_user("carol", PASSWORD, &[]).await;
@@ -212,7 +217,7 @@ async fn sessions_refused_after_password_change_deactivation_expiry(
         // The cookie's signed timestamp is older than SESSION_COOKIE_AGE.
         let short = env.with("SESSION_COOKIE_AGE", "2");
         let server = short.whisper().await;
-        let django = short.django("5.2");
+        let django = short.django();
         let d = django.login("bob", "a brand new password").await;
         let w = w_login(&server, "bob", "a brand new password").await;
         assert_whisper_accepts(&server, &d, "fresh signed cookie").await;
@@ -236,11 +241,15 @@ async fn sessions_refused_after_password_change_deactivation_expiry(
     }
 }
 
-async fn sessions_survive_secret_key_rotation(backend: Backend, engine: &str) {
+async fn sessions_survive_secret_key_rotation(
+    backend: Backend,
+    version: &'static str,
+    engine: &str,
+) {
     const OLD: &str = "the-old-secret-key-before-rotation";
     const NEW: &str = "the-new-secret-key-after-rotation";
     let db = TestDb::new(backend).await;
-    let old_env = Env::new(&db)
+    let old_env = Env::new(&db, version)
         .with("SESSION_ENGINE", engine)
         .with("SECRET_KEY", OLD);
     let new_env = old_env
@@ -250,7 +259,7 @@ async fn sessions_survive_secret_key_rotation(backend: Backend, engine: &str) {
 
     // Sessions made under the old key, on both sides.
     let server = old_env.whisper().await;
-    let old_django = old_env.django("5.2");
+    let old_django = old_env.django();
     old_django
         .create_user("alice", PASSWORD, &["--staff"])
         .await;
@@ -264,7 +273,7 @@ async fn sessions_survive_secret_key_rotation(backend: Backend, engine: &str) {
     // Rotated, with the old key in SECRET_KEY_FALLBACKS: both sides keep them valid. Like
     // Django, Whisper may move the session to the new key (a new cookie): follow it.
     let server = new_env.whisper().await;
-    let django = new_env.django("5.2");
+    let django = new_env.django();
     let page = w_get(&server, "/", Some(&d)).await;
     assert_eq!(
         page.status, 200,
@@ -300,7 +309,7 @@ async fn sessions_survive_secret_key_rotation(backend: Backend, engine: &str) {
 
     // Without the fallback, old-key sessions are refused by both.
     let server = new_only.whisper().await;
-    let django = new_only.django("5.2");
+    let django = new_only.django();
     assert_whisper_refuses(&server, &d2, "old-key session without fallback").await;
     assert_eq!(django.admin_index(&w2).await.0, 302);
     server.stop().await;

@@ -213,7 +213,7 @@ pub(crate) async fn recv_starting(ws: &mut Ws, prefix: &str) -> String {
 }
 
 pub(crate) async fn django_admin_status(env: &Env, session: &str) -> u16 {
-    env.django("5.2").admin_index(session).await.0
+    env.django().admin_index(session).await.0
 }
 
 pub(crate) async fn room_id(django: &Django, title: &str, staff_only: bool) -> i64 {

@@ -1,11 +1,11 @@
 //! Issue 3, check 5: byte-compatibility with the real Python stack.
 //!
-//! One SQLite database, migrated by Whisper, is shared by Whisper and by daphne serving
-//! `compat/` (Django 5.2, channels 4, channels_redis over the local Redis, and the consumer in
-//! `compat/chat/consumers.py`, which reproduces the original multichat `ChatConsumer`). Both get
-//! the same scripted WebSocket session in lockstep: every frame is sent to both servers and every
-//! frame each server emits is compared byte for byte, per socket (the order of events across
-//! different sockets is not guaranteed, a single socket's sequence is).
+//! One database (SQLite or PostgreSQL), migrated by Whisper, is shared by Whisper and by daphne
+//! serving `compat/` (Django 5.2 or 6.1, channels 4, channels_redis over the local Redis, and the
+//! consumer in `compat/chat/consumers.py`, which reproduces the original multichat
+//! `ChatConsumer`). Both get the same scripted WebSocket session in lockstep: every frame is sent
+//! to both servers and every frame each server emits is compared byte for byte, per socket (the
+//! order of events across different sockets is not guaranteed, a single socket's sequence is).
 //!
 //! Covered: the worked session of spec `multichat-protocol.md` §4.13 (also checked against the
 //! spec's literal bytes) and every row of §4.14 plus the §4.6 rules. Where the original crashes
@@ -13,10 +13,10 @@
 //! differences": each such row is one assertion of both sides (Python: 1011/silence, Whisper:
 //! its reply).
 //!
-//! Needs `compat/.venv` (made by `compat/bootstrap.sh 5.2`, which `./manage test` runs) and Redis
-//! at 127.0.0.1:6379 (`INTEROP_REDIS_URL` overrides; each test picks its own database number so
-//! runs do not share channel-layer groups). Runs on SQLite and on a throw-away PostgreSQL
-//! database (127.0.0.1:5432, user postgres, trust auth).
+//! Needs `compat/.venv` and `compat/.venv61` (made by `compat/bootstrap.sh 5.2 6.1`, which
+//! `./manage test` runs) and Redis at 127.0.0.1:6379 (`INTEROP_REDIS_URL` overrides; each test
+//! picks its own database number so runs do not share channel-layer groups). Runs on SQLite and
+//! on a throw-away PostgreSQL database (127.0.0.1:5432, user postgres, trust auth).
 //!
 //! Mismatches are collected, not fatal one by one: every scenario runs, then the test fails with
 //! the full list (input, Python bytes, Whisper bytes).
@@ -88,24 +88,39 @@ impl Env {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn same_bytes_as_the_python_stack_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let database_url = format!("sqlite:///{}", dir.path().join("db.sqlite3").display());
-    same_bytes(&database_url, 0, dir.path()).await;
+/// The Python stack on each Django release (its venv), on SQLite and PostgreSQL; `$slot` keeps
+/// the tests of one run on different Redis databases.
+macro_rules! same_bytes_on {
+    ($($module:ident => $django:literal, $slot:literal);* $(;)?) => {$(
+        mod $module {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn same_bytes_as_the_python_stack_sqlite() {
+                let dir = tempfile::tempdir().unwrap();
+                let database_url =
+                    format!("sqlite:///{}", dir.path().join("db.sqlite3").display());
+                same_bytes($django, &database_url, $slot, dir.path()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn same_bytes_as_the_python_stack_postgres() {
+                let dir = tempfile::tempdir().unwrap();
+                let pg = PgDatabase::create("interop", Locale::ServerDefault).await;
+                same_bytes($django, &pg.url(), $slot + 1, dir.path()).await;
+                drop(pg);
+            }
+        }
+    )*};
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn same_bytes_as_the_python_stack_postgres() {
-    let dir = tempfile::tempdir().unwrap();
-    let pg = PgDatabase::create("interop", Locale::ServerDefault).await;
-    same_bytes(&pg.url(), 1, dir.path()).await;
-    drop(pg);
-}
+same_bytes_on!(
+    django_5_2 => "5.2", 0;
+    django_6_1 => "6.1", 2;
+);
 
-/// The whole comparison over one database (`slot` keeps the two tests of one run on different
-/// Redis databases).
-async fn same_bytes(database_url: &str, slot: u32, dir: &Path) {
+/// The whole comparison over one database, with daphne running Django `django`.
+async fn same_bytes(django: &str, database_url: &str, slot: u32, dir: &Path) {
     let started = Instant::now();
     // Whisper migrates the shared database (harness `start_with` connects to and migrates it).
     let whisper = TestServer::start_with(&[("DATABASE_URL", database_url)]).await;
@@ -117,10 +132,10 @@ async fn same_bytes(database_url: &str, slot: u32, dir: &Path) {
     assert_eq!(whisper.create_room("Book club", false).await, 12);
     assert_eq!(whisper.create_room("Ops", true).await, 13);
     let redis = redis_url(slot);
-    let daphne = Daphne::start(database_url, &redis, dir.join("daphne.log"));
+    let daphne = Daphne::start(django, database_url, &redis, dir.join("daphne.log"));
     let env = Env { whisper, daphne };
     eprintln!(
-        "python: daphne on {} (redis {redis}); whisper on {}; db {database_url}",
+        "python: daphne (Django {django}) on {} (redis {redis}); whisper on {}; db {database_url}",
         env.daphne.addr, env.whisper.addr,
     );
     let mut ck = Check::default();

@@ -1,7 +1,8 @@
-//! `Store::migrate` against Django 5.2's own schema dumps (shared/spec/django-schema): exact
-//! tables/indexes on SQLite, tables/columns/identities/constraints/indexes on PostgreSQL, the
-//! `django_migrations` rows, the post-migrate content types and permissions, idempotence, and
-//! the refusal of partial states. PostgreSQL must be running on 127.0.0.1:5432 (user
+//! `Store::migrate` against Django 5.2's own schema dumps (`tests/data/django-schema`, made by
+//! `compat/make_testdata.py` from a real `migrate`): exact tables/indexes on SQLite,
+//! tables/columns/identities/constraints/indexes on PostgreSQL, the `django_migrations` rows,
+//! the post-migrate content types and permissions, idempotence, and the refusal of partial
+//! states. PostgreSQL must be running on 127.0.0.1:5432 (user
 //! `postgres`, trust auth): a missing server fails these tests.
 //!
 //! This file holds the backends, the spec readers and the schema/row queries; the tests live in
@@ -23,19 +24,19 @@ use common::pg::{Locale, PgDatabase};
 
 const SPEC_SQLITE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/spec/django-schema/sqlite.sql"
+    "/tests/data/django-schema/sqlite.sql"
 );
 const SPEC_POSTGRES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/spec/django-schema/postgres.sql"
+    "/tests/data/django-schema/postgres.sql"
 );
 const SPEC_MIGRATIONS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/spec/django-schema/migrations.txt"
+    "/tests/data/django-schema/migrations.txt"
 );
 const SPEC_ROWS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/spec/django-schema/post-migrate-rows.txt"
+    "/tests/data/django-schema/post-migrate-rows.txt"
 );
 
 fn read_spec(path: &str) -> String {

@@ -6,10 +6,7 @@ use super::*;
 // 8. Golden bytes end to end (json-golden.json)
 // ---------------------------------------------------------------------------------------------
 
-const GOLDEN: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/spec/json-golden.json"
-);
+const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/json-golden.json");
 
 fn golden_cases(name: &str) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(GOLDEN)

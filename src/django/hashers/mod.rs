@@ -19,12 +19,9 @@
 //! Everything here is CPU-heavy (100–250 ms per hash at Django 5.2 parameters): call it from a
 //! blocking thread.
 //!
-//! This file owns the configuration ([`HasherConfig`], [`DjangoVersion`]), the public API and its
-//! dispatch; `parsed.rs` holds the per-hasher rules over a decoded hash, and one file per
+//! This file owns the configuration ([`HasherConfig`]), the public API and its dispatch;
+//! `versions.rs` each supported Django release's parameters and hashers ([`DjangoVersion`]); `parsed.rs` holds the per-hasher rules over a decoded hash, and one file per
 //! algorithm family (`pbkdf2`, `argon2`, `bcrypt`, `scrypt`, `legacy`) its encoder and parser.
-
-use std::fmt;
-use std::str::FromStr;
 
 use base64::Engine as _;
 use base64::engine::general_purpose;
@@ -47,6 +44,9 @@ mod legacy;
 mod parsed;
 mod pbkdf2;
 mod scrypt;
+mod versions;
+
+pub use versions::{DjangoVersion, HASHER_CLASSES, HasherParams, algorithm_of, class_of};
 
 /// Prefix of unusable passwords (§2.5).
 pub const UNUSABLE_PASSWORD_PREFIX: &str = "!";
@@ -55,7 +55,7 @@ pub const UNUSABLE_PASSWORD_SUFFIX_LENGTH: usize = 40;
 /// Length of a fresh salt (Django ≥ 3.2).
 pub const SALT_LENGTH: usize = 22;
 
-/// Django's default `PASSWORD_HASHERS` (4.0 – 6.0), preferred first.
+/// Django's default `PASSWORD_HASHERS` (4.0 – 6.1), preferred first.
 pub const DEFAULT_HASHERS: &[&str] = &[
     "pbkdf2_sha256",
     "pbkdf2_sha1",
@@ -95,93 +95,42 @@ pub const MAX_ARGON2_TIME: u32 = 32;
 /// DoS cap: Argon2 parallelism (lanes).
 pub const MAX_ARGON2_LANES: u32 = 255;
 
-const ARGON2_TIME_COST: u32 = 2;
-const ARGON2_MEMORY_COST: u32 = 102_400;
-const ARGON2_PARALLELISM: u32 = 8;
+/// `Argon2PasswordHasher`'s hash length (bytes), the same in every supported release.
 const ARGON2_HASH_LEN: usize = 32;
-const BCRYPT_ROUNDS: u32 = 12;
-const SCRYPT_N: u64 = 1 << 14;
-const SCRYPT_R: u32 = 8;
-
-/// Which Django the database is shared with; sets the preferred parameters (§2.2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DjangoVersion {
-    /// Django 4.2: 600 000 PBKDF2 iterations, scrypt p = 1.
-    V4_2,
-    /// Django 5.2: 1 000 000 PBKDF2 iterations, scrypt p = 5.
-    V5_2,
-}
-
-impl DjangoVersion {
-    /// PBKDF2 iterations (both pbkdf2 hashers).
-    pub fn pbkdf2_iterations(self) -> u32 {
-        match self {
-            DjangoVersion::V4_2 => 600_000,
-            DjangoVersion::V5_2 => 1_000_000,
-        }
-    }
-
-    /// scrypt parallelism `p` (N = 2^14 and r = 8 in both).
-    pub fn scrypt_parallelism(self) -> u32 {
-        match self {
-            DjangoVersion::V4_2 => 1,
-            DjangoVersion::V5_2 => 5,
-        }
-    }
-}
-
-impl fmt::Display for DjangoVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            DjangoVersion::V4_2 => "4.2",
-            DjangoVersion::V5_2 => "5.2",
-        })
-    }
-}
-
-impl FromStr for DjangoVersion {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim() {
-            "4.2" => Ok(DjangoVersion::V4_2),
-            "5.2" => Ok(DjangoVersion::V5_2),
-            other => Err(format!(
-                "unsupported Django version {other:?}; valid values: 4.2, 5.2"
-            )),
-        }
-    }
-}
 
 /// The hashing half of Django's settings: the version (parameters) and `PASSWORD_HASHERS`.
 #[derive(Clone, Debug)]
 pub struct HasherConfig {
-    /// Django version whose default parameters are used.
+    /// Django version whose parameters are used.
     pub version: DjangoVersion,
-    /// Enabled algorithm names, preferred first (Django's `PASSWORD_HASHERS`). Names not in
-    /// [`SUPPORTED_HASHERS`] are ignored when identifying hashes.
+    /// Enabled algorithm names, preferred first (Django's `PASSWORD_HASHERS`), each shipped by
+    /// `version` and implemented here.
     pub hashers: Vec<&'static str>,
 }
 
 impl HasherConfig {
-    /// Django's defaults for `version`: [`DEFAULT_HASHERS`].
+    /// Django's defaults for `version`: its default `PASSWORD_HASHERS`.
     pub fn new(version: DjangoVersion) -> Self {
         HasherConfig {
             version,
-            hashers: DEFAULT_HASHERS.to_vec(),
+            hashers: version.default_hashers().to_vec(),
         }
     }
 
-    /// Like [`HasherConfig::new`] with an explicit hasher list; every name must be supported
-    /// and the list non-empty.
+    /// Like [`HasherConfig::new`] with an explicit algorithm list (preferred first): every
+    /// name must be implemented and shipped by `version`, and the list non-empty.
     pub fn with_hashers(version: DjangoVersion, hashers: &[&str]) -> Result<Self, HashError> {
         let mut out = Vec::with_capacity(hashers.len());
         for name in hashers {
-            let known = SUPPORTED_HASHERS
-                .iter()
-                .find(|s| **s == *name)
-                .ok_or_else(|| HashError::UnknownAlgorithm((*name).to_owned()))?;
-            out.push(*known);
+            let known =
+                supported(name).ok_or_else(|| HashError::UnknownAlgorithm((*name).to_owned()))?;
+            if !version.shipped_hashers().contains(&known) {
+                return Err(HashError::NotShipped {
+                    algorithm: known,
+                    version,
+                });
+            }
+            out.push(known);
         }
         if out.is_empty() {
             return Err(HashError::UnknownAlgorithm(String::new()));
@@ -190,6 +139,11 @@ impl HasherConfig {
             version,
             hashers: out,
         })
+    }
+
+    /// The version's parameters.
+    pub fn params(&self) -> HasherParams {
+        self.version.params()
     }
 
     /// PBKDF2 iterations for new hashes (and the `must_update` comparison).
@@ -206,6 +160,33 @@ impl HasherConfig {
             .unwrap_or("pbkdf2_sha256")
     }
 
+    /// One line for logs and `./manage check`: the version, the preferred hasher's class and
+    /// its work factor.
+    pub fn describe(&self) -> String {
+        let p = self.params();
+        let preferred = self.preferred();
+        let work = match preferred {
+            "pbkdf2_sha256" | "pbkdf2_sha1" => format!("{} iterations", p.pbkdf2_iterations),
+            "argon2" => format!(
+                "time_cost {}, memory_cost {} KiB, parallelism {}",
+                p.argon2_time_cost, p.argon2_memory_cost, p.argon2_parallelism
+            ),
+            "bcrypt_sha256" | "bcrypt" => format!("{} rounds", p.bcrypt_rounds),
+            "scrypt" => format!(
+                "N={}, r={}, p={}",
+                p.scrypt_work_factor, p.scrypt_block_size, p.scrypt_parallelism
+            ),
+            _ => "no work factor".to_string(),
+        };
+        let n = self.hashers.len();
+        format!(
+            "Django {}'s parameters; preferred hasher {} ({preferred}, {work}); {n} {} enabled",
+            self.version,
+            class_of(preferred).unwrap_or(preferred),
+            if n == 1 { "hasher" } else { "hashers" }
+        )
+    }
+
     fn is_enabled(&self, algorithm: &str) -> bool {
         self.hashers.contains(&algorithm)
     }
@@ -220,6 +201,12 @@ pub enum HashError {
     /// Empty salt or salt containing `$` (or a malformed bcrypt salt).
     #[error("invalid salt")]
     InvalidSalt,
+    /// A hasher the chosen Django release does not ship.
+    #[error("Django {version} does not ship the {algorithm} hasher")]
+    NotShipped {
+        algorithm: &'static str,
+        version: DjangoVersion,
+    },
 }
 
 /// Result of [`verify_password`].
@@ -242,7 +229,7 @@ fn supported(name: &str) -> Option<&'static str> {
 /// (for the default list: `pbkdf2_sha256`, 22-char salt, exactly the version's iterations).
 pub fn make_password(password: &str, cfg: &HasherConfig) -> String {
     let algorithm = cfg.preferred();
-    let salt = fresh_salt(algorithm);
+    let salt = fresh_salt(algorithm, cfg);
     make_password_with(password, algorithm, &salt, cfg)
         .expect("a fresh salt is valid for a supported algorithm")
 }
@@ -268,12 +255,13 @@ pub fn make_password_with(
             cfg.pbkdf2_iterations(),
         )),
         "argon2" if plain_salt_ok => {
+            let v = cfg.params();
             let p = Argon2Params {
                 variant: ::argon2::Algorithm::Argon2id,
                 version: 0x13,
-                memory: ARGON2_MEMORY_COST,
-                time: ARGON2_TIME_COST,
-                lanes: ARGON2_PARALLELISM,
+                memory: v.argon2_memory_cost,
+                time: v.argon2_time_cost,
+                lanes: v.argon2_parallelism,
             };
             let hash = argon2_raw(&p, pw, salt.as_bytes(), ARGON2_HASH_LEN)
                 .ok_or(HashError::InvalidSalt)?;
@@ -293,14 +281,17 @@ pub fn make_password_with(
             }
             Ok(encode_bcrypt(algorithm == "bcrypt_sha256", pw, &b))
         }
-        "scrypt" if plain_salt_ok => encode_scrypt(
-            pw,
-            salt,
-            SCRYPT_N,
-            SCRYPT_R,
-            cfg.version.scrypt_parallelism(),
-        )
-        .ok_or(HashError::InvalidSalt),
+        "scrypt" if plain_salt_ok => {
+            let v = cfg.params();
+            encode_scrypt(
+                pw,
+                salt,
+                v.scrypt_work_factor,
+                v.scrypt_block_size,
+                v.scrypt_parallelism,
+            )
+            .ok_or(HashError::InvalidSalt)
+        }
         "md5" if plain_salt_ok => Ok(encode_salted_digest::<Md5>("md5", pw, salt)),
         "sha1" if plain_salt_ok => Ok(encode_salted_digest::<Sha1>("sha1", pw, salt)),
         "unsalted_sha1" if salt.is_empty() => {
@@ -395,13 +386,14 @@ pub fn hasher_must_update(encoded: &str, cfg: &HasherConfig) -> Option<bool> {
     Some(parse(algorithm, encoded)?.must_update(cfg))
 }
 
-fn fresh_salt(algorithm: &str) -> String {
+fn fresh_salt(algorithm: &str, cfg: &HasherConfig) -> String {
     match algorithm {
         "bcrypt" | "bcrypt_sha256" => {
-            // bcrypt.gensalt(12): 16 random bytes from the CSPRNG in bcrypt's base64.
+            // bcrypt.gensalt(rounds): 16 random bytes from the CSPRNG in bcrypt's base64.
             let mut bytes = [0u8; 16];
             rand::rng().fill_bytes(&mut bytes);
-            format!("$2b${BCRYPT_ROUNDS:02}${}", BCRYPT_B64.encode(bytes))
+            let rounds = cfg.params().bcrypt_rounds;
+            format!("$2b${rounds:02}${}", BCRYPT_B64.encode(bytes))
         }
         "unsalted_md5" | "unsalted_sha1" => String::new(),
         _ => get_random_string(SALT_LENGTH, RANDOM_STRING_CHARS),

@@ -10,10 +10,7 @@ use super::bcrypt::{BcryptSalt, encode_bcrypt, parse_bcrypt};
 use super::legacy::encode_salted_digest;
 use super::pbkdf2::encode_pbkdf2;
 use super::scrypt::{encode_scrypt, scrypt_params_ok};
-use super::{
-    ARGON2_HASH_LEN, ARGON2_MEMORY_COST, ARGON2_PARALLELISM, ARGON2_TIME_COST, BCRYPT_ROUNDS,
-    HasherConfig, MAX_BCRYPT_COST, MAX_PBKDF2_ITERATIONS, SCRYPT_N, SCRYPT_R,
-};
+use super::{ARGON2_HASH_LEN, HasherConfig, MAX_BCRYPT_COST, MAX_PBKDF2_ITERATIONS};
 use crate::django::crypto::constant_time_eq;
 
 pub(super) enum Parsed<'a> {
@@ -122,25 +119,33 @@ pub(super) fn parse<'a>(algorithm: &'static str, encoded: &'a str) -> Option<Par
 impl Parsed<'_> {
     /// The hasher's own `must_update` (§2.3).
     pub(super) fn must_update(&self, cfg: &HasherConfig) -> bool {
+        let v = cfg.params();
         match self {
             Parsed::Pbkdf2 {
                 iterations, salt, ..
-            } => *iterations != cfg.pbkdf2_iterations() || salt_too_weak(salt.chars().count()),
+            } => {
+                *iterations != cfg.pbkdf2_iterations()
+                    || salt_too_weak(salt.chars().count(), v.salt_entropy)
+            }
             Parsed::Argon2 { params, salt, hash } => {
                 params.variant != ::argon2::Algorithm::Argon2id
                     || params.version != 0x13
-                    || params.time != ARGON2_TIME_COST
-                    || params.memory != ARGON2_MEMORY_COST
-                    || params.lanes != ARGON2_PARALLELISM
+                    || params.time != v.argon2_time_cost
+                    || params.memory != v.argon2_memory_cost
+                    || params.lanes != v.argon2_parallelism
                     || hash.len() != ARGON2_HASH_LEN
                     // Django decodes the salt bytes (as latin-1) and counts them.
-                    || salt_too_weak(salt.len())
+                    || salt_too_weak(salt.len(), v.salt_entropy)
             }
-            Parsed::Bcrypt { parts, .. } => parts.cost != BCRYPT_ROUNDS,
+            Parsed::Bcrypt { parts, .. } => parts.cost != v.bcrypt_rounds,
             Parsed::Scrypt { n, r, p, .. } => {
-                *n != SCRYPT_N || *r != SCRYPT_R || *p != cfg.version.scrypt_parallelism()
+                *n != v.scrypt_work_factor
+                    || *r != v.scrypt_block_size
+                    || *p != v.scrypt_parallelism
             }
-            Parsed::Md5 { salt } | Parsed::Sha1 { salt } => salt_too_weak(salt.chars().count()),
+            Parsed::Md5 { salt } | Parsed::Sha1 { salt } => {
+                salt_too_weak(salt.chars().count(), v.salt_entropy)
+            }
             Parsed::UnsaltedSha1 | Parsed::UnsaltedMd5 => false,
         }
     }
@@ -195,9 +200,10 @@ impl Parsed<'_> {
                     let _ = encode_pbkdf2(*sha1, pw, salt, extra);
                 }
             }
-            Parsed::Bcrypt { sha256, parts } if parts.cost < BCRYPT_ROUNDS => {
-                // 2^(12 - cost) - 1 extra runs at the stored cost (cost >= 4 ⇒ at most 255).
-                let diff = (1u32 << (BCRYPT_ROUNDS - parts.cost)) - 1;
+            Parsed::Bcrypt { sha256, parts } if parts.cost < cfg.params().bcrypt_rounds => {
+                // 2^(rounds - cost) - 1 extra runs at the stored cost (rounds 12, cost >= 4 ⇒
+                // at most 255).
+                let diff = (1u32 << (cfg.params().bcrypt_rounds - parts.cost)) - 1;
                 for _ in 0..diff {
                     let _ = encode_bcrypt(*sha256, pw, parts);
                 }
@@ -207,7 +213,8 @@ impl Parsed<'_> {
     }
 }
 
-/// `must_update_salt`: `len(salt) * log2(62) < 128`, i.e. fewer than 22 characters.
-fn salt_too_weak(len: usize) -> bool {
-    (len as f64) * 62f64.log2() < 128.0
+/// `must_update_salt`: `len(salt) * log2(62) < salt_entropy` (128 bits: fewer than 22
+/// characters).
+fn salt_too_weak(len: usize, salt_entropy: u32) -> bool {
+    (len as f64) * 62f64.log2() < f64::from(salt_entropy)
 }

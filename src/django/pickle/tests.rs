@@ -1,5 +1,6 @@
 //! The codec against CPython's own bytes (`tests/data/pickle-golden.json`, made by
-//! `compat/make_pickle_golden.py`), and hostile streams that must be refused without a panic.
+//! `compat/testdata/pickle_golden.py`, run by `compat/make_testdata.py`), and hostile streams
+//! that must be refused without a panic.
 
 use num_bigint::BigInt;
 use serde_json::Value as Json;

@@ -1,7 +1,7 @@
-#!/usr/bin/env python3
 """Golden pickles for Whisper's pickle codec (src/django/pickle/), made by real CPython.
 
-    python3 compat/make_pickle_golden.py [OUT]   # default: tests/data/pickle-golden.json
+Run by compat/make_testdata.py (under the Django 5.2 venv's CPython), which writes what this
+prints to tests/data/pickle-golden.json.
 
 Writes {"python": version, "cases": [...], "hostile": [...]}:
   * cases: {"name", "value", "4": pickle, "5": pickle}: the value in a tagged JSON form
@@ -27,7 +27,6 @@ import json
 import pickle
 import struct
 import sys
-from pathlib import Path
 
 
 def tag(v):
@@ -174,8 +173,6 @@ def hostile():
 
 
 def main():
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else (
-        Path(__file__).resolve().parent.parent / "tests/data/pickle-golden.json")
     doc = {
         "python": "%d.%d.%d" % sys.version_info[:3],
         "cases": [],
@@ -205,8 +202,7 @@ def main():
     lines.append(' ],\n "hostile": [')
     lines.append(",\n".join("  " + json.dumps(h) for h in doc["hostile"]))
     lines.append(" ]}")
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print("%s: %d cases, %d hostile" % (out, len(doc["cases"]), len(doc["hostile"])))
+    sys.stdout.write("\n".join(lines))
 
 
 if __name__ == "__main__":
