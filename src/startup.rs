@@ -19,7 +19,7 @@ use crate::web::templates::Templates;
 use crate::web::{self, AppState};
 
 /// Builds the shared state: resolves `SECRET_KEY`, connects the database (which must be
-/// migrated), loads the templates, starts the broker.
+/// migrated, and hold the user model's table), loads the templates, starts the broker.
 pub async fn build(
     settings: Settings,
     shutdown: watch::Receiver<bool>,
@@ -48,13 +48,20 @@ pub async fn build_with_health(
         false,
     )
     .await
-    .with_context(|| format!("cannot open the database {}", settings.database_url))?;
+    .with_context(|| format!("cannot open the database {}", settings.database_url))?
+    .with_user_model(&settings.user_model);
     if !store.is_migrated().await? {
         anyhow::bail!(
             "the database {} is not migrated: run ./manage migrate",
             settings.database_url
         );
     }
+    // A custom user model's table is read now, so a missing one stops the start with the
+    // reason (the Django project's migrate creates it).
+    store
+        .user_table()
+        .await
+        .with_context(|| format!("the database {}", settings.database_url))?;
     let templates = Templates::load(&settings.templates_dir())?;
     let (broker, health) = make_broker(&settings).await?;
     Ok((

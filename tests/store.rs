@@ -57,6 +57,7 @@ fn new_user(username: &str, staff: bool) -> NewUser {
         password: "pbkdf2_sha256$1000000$abcdefghijklmnopqrstuv$hash=".to_string(),
         is_staff: staff,
         is_superuser: staff,
+        ..NewUser::default()
     }
 }
 

@@ -11,8 +11,10 @@ use std::time::Duration;
 use crate::django::hashers::DjangoVersion;
 
 pub mod channel_layers;
+pub mod user_model;
 
 pub use channel_layers::{CoreParams, LayerFormat, RedisLayer};
+pub use user_model::UserModel;
 
 /// A secret string: compared and used as-is, printed as `********`.
 #[derive(Clone, PartialEq, Eq)]
@@ -197,6 +199,8 @@ pub struct Settings {
     pub ws_outbound_queue_bytes: usize,
     /// `PASSWORD_HASHING_CONCURRENCY`: password checks running at once (each takes ~0.1 s of CPU).
     pub password_hashing_concurrency: usize,
+    /// `AUTH_USER_MODEL`, `AUTH_USER_TABLE`, `USERNAME_FIELD`, `AUTHENTICATION_BACKENDS`.
+    pub user_model: UserModel,
 }
 
 /// A setting that could not be understood.
@@ -378,6 +382,7 @@ impl Settings {
             ws_outbound_queue: positive("WS_OUTBOUND_QUEUE", 4096)?,
             ws_outbound_queue_bytes: positive("WS_OUTBOUND_QUEUE_BYTES", 4 << 20)?,
             password_hashing_concurrency: positive("PASSWORD_HASHING_CONCURRENCY", cores)?,
+            user_model: user_model::from_lookup(&get)?,
             base_dir,
         };
         for name in [&settings.session_cookie_name, &settings.csrf_cookie_name] {

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use crate::config::SessionEngine;
 use crate::django::cookies::{self, CookieOptions};
 use crate::django::sessions::{
-    self, AuthHashCheck, MODEL_BACKEND, SESSION_SALT, SIGNED_COOKIES_SALT, SessionData,
+    self, AuthHashCheck, SESSION_SALT, SIGNED_COOKIES_SALT, SessionData,
 };
 use crate::store::{StoreError, User};
 use crate::web::AppState;
@@ -87,7 +87,8 @@ impl Session {
         }
     }
 
-    /// `login(request, user)` (django-internals §5.4).
+    /// `login(request, user)` (django-internals §5.4); the backend stored is the first of
+    /// `AUTHENTICATION_BACKENDS`, the one Django's `authenticate` would have tried first.
     pub async fn login(&mut self, app: &AppState, user: &User) -> Result<(), StoreError> {
         let hash = sessions::session_auth_hash(&user.password, app.settings.secret());
         if let Some(current) = self.data.user_id() {
@@ -100,7 +101,8 @@ impl Session {
         } else {
             self.cycle_key(app).await?;
         }
-        self.data.set_login(user.id, &hash);
+        let backend = app.settings.user_model.login_backend();
+        self.data.set_login_with(user.id, backend, &hash);
         self.modified = true;
         Ok(())
     }
@@ -190,8 +192,9 @@ impl Session {
 }
 
 /// The user a session names and how its auth hash compares, without side effects. Anonymous
-/// (`None`) when keys are missing, the backend is not ModelBackend, the user is gone or
-/// inactive (§5.3; an inactive user's session is not flushed).
+/// (`None`) when keys are missing, the backend is not in `AUTHENTICATION_BACKENDS` (every
+/// listed backend resolves users as ModelBackend does), the user is gone or inactive (§5.3;
+/// an inactive user's session is not flushed).
 pub async fn resolve_user(
     app: &AppState,
     data: &SessionData,
@@ -199,7 +202,7 @@ pub async fn resolve_user(
     let (Some(id), Some(backend)) = (data.user_id(), data.backend()) else {
         return Ok((None, AuthHashCheck::Mismatch));
     };
-    if backend != MODEL_BACKEND {
+    if !app.settings.user_model.accepts_backend(&backend) {
         return Ok((None, AuthHashCheck::Mismatch));
     }
     let Some(user) = app.store.user_by_id(id).await? else {
