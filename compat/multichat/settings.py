@@ -182,6 +182,18 @@ TEMPLATES = [
 
 AUTH_PASSWORD_VALIDATORS = []
 
+# The user model, as Whisper reads it: AUTH_USER_MODEL "users.User" (the Whisper fork's) or
+# "emailusers.EmailUser" (login by email) installs that app; unset keeps auth.User and exactly
+# Django's default schema. AUTHENTICATION_BACKENDS: comma-separated dotted paths (Whisper's
+# format); users.backends.AuthenticationBackend stands in for django-allauth's.
+AUTH_USER_MODEL = env("AUTH_USER_MODEL", "auth.User")
+_USER_APPS = {"users.User": "users", "emailusers.EmailUser": "emailusers"}
+if AUTH_USER_MODEL in _USER_APPS:
+    INSTALLED_APPS.append(_USER_APPS[AUTH_USER_MODEL])
+AUTHENTICATION_BACKENDS = env_list(
+    "AUTHENTICATION_BACKENDS", "django.contrib.auth.backends.ModelBackend"
+)
+
 # Sessions and CSRF: Whisper supports the db and signed_cookies engines.
 _SESSION_ENGINES = {
     "db": "django.contrib.sessions.backends.db",

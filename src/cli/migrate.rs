@@ -58,20 +58,21 @@ pub async fn run(settings: &Settings, args: &Args) -> CommandResult {
 async fn user_model_note(store: &Store) -> Result<String, StoreError> {
     let model = store.user_model();
     let state = match store.user_table().await {
-        Ok(_) => format!("Its table {} exists.", model.table),
+        Ok(_) => format!("The table {} exists.", model.table),
         Err(StoreError::UserModel(_)) => format!(
-            "Its table {} does not exist yet: run the Django project's `python manage.py \
-             migrate` before starting Whisper.",
+            "The table {} does not exist yet: run the Django project's migrate before starting \
+             Whisper.",
             model.table
         ),
         Err(e) => return Err(e),
     };
     Ok(format!(
-        "Note: AUTH_USER_MODEL is {label}, so the Django project migrates its user app \
-         ({app}) and the apps that depend on it (admin); Whisper created only {apps} and never \
-         creates auth_user. {state}",
+        "Note: AUTH_USER_MODEL is {label}. Whisper migrates only {apps}\n(never auth_user); \
+         the Django project's `python manage.py migrate` creates the user app\n({app}, table \
+         {table}) and the apps that depend on it (admin).\n{state}",
         label = model.label,
-        app = model.app_label,
         apps = app_labels(true).join(", "),
+        app = model.app_label,
+        table = model.table,
     ))
 }

@@ -211,6 +211,7 @@ macro_rules! on_both_backends_and_engines {
 // The checks (declared after the generators above, which they use)
 // ---------------------------------------------------------------------------------------------
 
+mod custom_user;
 mod passwords;
 mod rooms;
 mod schema;
