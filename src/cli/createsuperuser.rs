@@ -110,17 +110,42 @@ async fn check_login(
     Ok(field.clean(value).err())
 }
 
+/// Why a required field's value was refused.
+enum Refusal {
+    /// `field.clean` failed: Django prints `Error: <messages>` at the prompt and raises
+    /// `CommandError(<messages>)` for a flag.
+    Invalid(String),
+    /// The unique `username` column already has it (Django would fail on the insert).
+    Taken(String),
+}
+
+impl Refusal {
+    /// The line printed before asking again.
+    fn prompt_line(&self) -> String {
+        match self {
+            Refusal::Invalid(e) => format!("Error: {e}"),
+            Refusal::Taken(e) => e.clone(),
+        }
+    }
+
+    fn command_error(self) -> CommandError {
+        match self {
+            Refusal::Invalid(e) | Refusal::Taken(e) => CommandError::new(e),
+        }
+    }
+}
+
 /// A required field's value: valid, and (for a unique `username` column) not taken.
 async fn check_other(
     store: &Store,
     field: &Field,
     value: &str,
-) -> Result<Option<String>, CommandError> {
+) -> Result<Option<Refusal>, CommandError> {
     if let Err(e) = field.clean(value) {
-        return Ok(Some(format!("Error: {e}")));
+        return Ok(Some(Refusal::Invalid(e)));
     }
     if field.name == "username" && taken(store, field, value).await? {
-        return Ok(Some(field.taken()));
+        return Ok(Some(Refusal::Taken(field.taken())));
     }
     Ok(None)
 }
@@ -209,10 +234,8 @@ async fn noninteractive(
                 )));
             }
         };
-        if let Some(msg) = check_other(store, field, &value).await? {
-            return Err(CommandError::new(
-                msg.strip_prefix("Error: ").unwrap_or(&msg).to_string(),
-            ));
+        if let Some(refusal) = check_other(store, field, &value).await? {
+            return Err(refusal.command_error());
         }
         others.push((field.name.clone(), value));
     }
@@ -279,10 +302,8 @@ async fn interactive(
         let value = match args.flag(&field.name) {
             Some(v) => {
                 let v = v.trim().to_string();
-                if let Some(msg) = check_other(store, field, &v).await? {
-                    return Err(CommandError::new(
-                        msg.strip_prefix("Error: ").unwrap_or(&msg).to_string(),
-                    ));
+                if let Some(refusal) = check_other(store, field, &v).await? {
+                    return Err(refusal.command_error());
                 }
                 v
             }
@@ -291,7 +312,7 @@ async fn interactive(
                 let raw = raw.trim().to_string();
                 match check_other(store, field, &raw).await? {
                     None => break raw,
-                    Some(msg) => eprintln!("{msg}"),
+                    Some(refusal) => eprintln!("{}", refusal.prompt_line()),
                 }
             },
         };
