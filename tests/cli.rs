@@ -478,6 +478,29 @@ async fn user_commands_on_a_custom_user_model() {
         "{run:?}"
     );
 
+    // The server does not start without the table, and says why.
+    let db = dir.path().join("db.sqlite3").display().to_string();
+    let vars = with(&[("SECRET_KEY", "x")]);
+    let settings = whisper::config::Settings::from_lookup(|k| match k {
+        "DATABASE_URL" => Some(format!("sqlite:///{db}")),
+        "BASE_DIR" => Some(dir.path().display().to_string()),
+        _ => vars
+            .iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.to_string()),
+    })
+    .unwrap();
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let err = whisper::startup::build(settings, stopped)
+        .await
+        .err()
+        .expect("no user table");
+    let err = format!("{err:#}");
+    assert!(
+        err.contains("accounts_member") && err.contains("manage.py migrate"),
+        "{err}"
+    );
+
     // The Django project's migrate made the table (here by hand, as Django's DDL would).
     sqlx::raw_sql(
         "CREATE TABLE accounts_member (id integer NOT NULL PRIMARY KEY AUTOINCREMENT, password \
