@@ -158,7 +158,9 @@ fn parse() -> Result<Cli, clap::Error> {
     let field = Settings::from_env()
         .ok()
         .map(|s| s.user_model.username_field)
-        .filter(|f| f != "username" && f != "email");
+        // `username` and `email` are flags already; a field named like another flag keeps
+        // only its environment variable and prompt (clap refuses duplicate flags).
+        .filter(|f| !["username", "email", "noinput", "help", "version"].contains(&f.as_str()));
     let mut command = Cli::command();
     if let Some(field) = &field {
         // clap keeps flag names as `&'static str`; this runs once per process.

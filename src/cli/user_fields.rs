@@ -109,8 +109,7 @@ pub struct UserFields {
 impl UserFields {
     pub fn new(model: &UserModel, table: &UserTable) -> UserFields {
         let login = &model.username_field;
-        let mut identifier = Field::new(table, login, false);
-        identifier.blank = false;
+        let identifier = Field::new(table, login, false);
         let required = [("username", false), ("email", true)]
             .into_iter()
             .filter(|(name, _)| name != login && table.has_column(name))
