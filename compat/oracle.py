@@ -9,16 +9,21 @@ prints ONE JSON object on stdout and exits 0; a failure prints {"error": ...} an
 HTTP subcommands go through Django's test Client with CSRF checks enforced, i.e. through the
 real middleware, views and admin. `--cookie NAME=VALUE` may be repeated.
 
+Users are those of get_user_model() (AUTH_USER_MODEL: auth.User, users.User or
+emailusers.EmailUser): `--username` is always the login, i.e. the USERNAME_FIELD value
+(`get_username()`), and a new user's other fields are derived from it (see new_user_fields).
+
 Subcommands:
   migrate                      Django's `migrate` (exit code, output)
   migrate-check                `migrate --check` and `makemigrations --check --dry-run` codes
   snapshot                     schema + migration/content-type/permission rows (for diffs)
   create-user --username U --password P [--staff] [--superuser] [--inactive]
               [--hasher NAME] [--iterations N] [--via create_user|createsuperuser|set_password]
-  user --username U            the auth_user row (password, flags, last_login)
+  user --username U            the user's row (password, flags, last_login; name if the model has it)
   check-password --username U --password P   user.check_password (saves an upgrade, as login)
   set-password --username U --password P    user.set_password + save (ORM)
   set-active --username U --active 0|1
+  set-name --username U --name N            the users.User `name` (the Whisper fork's model)
   login --username U --password P [--path /accounts/login/|/admin/login/]
   get --path P [--cookie ...]  status, Location, body, Set-Cookie of a GET
   admin-index [--cookie ...]   GET /admin/
@@ -108,21 +113,50 @@ def csrf_pair():
 
 
 def get_user(username):
+    """The user whose USERNAME_FIELD is `username` (ModelBackend's get_by_natural_key)."""
     from django.contrib.auth import get_user_model
 
-    return get_user_model().objects.get(username=username)
+    return get_user_model()._default_manager.get_by_natural_key(username)
+
+
+def has_field(model, name):
+    from django.core.exceptions import FieldDoesNotExist
+
+    try:
+        model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return False
+    return True
+
+
+def new_user_fields(login):
+    """A new user's fields from its login (the USERNAME_FIELD value): for auth.User and
+    users.User, username=login and email=login@example.com; for a model logging in by email,
+    email=login and username=its local part."""
+    from django.contrib.auth import get_user_model
+
+    User = get_user_model()
+    fields = {User.USERNAME_FIELD: login}
+    if User.USERNAME_FIELD != "email" and has_field(User, "email"):
+        fields["email"] = "%s@example.com" % login
+    if User.USERNAME_FIELD != "username" and has_field(User, "username"):
+        fields["username"] = login.split("@")[0]
+    return fields
 
 
 def user_json(user):
-    return {
+    out = {
         "id": user.pk,
-        "username": user.username,
+        "username": user.get_username(),
         "password": user.password,
         "is_active": user.is_active,
         "is_staff": user.is_staff,
         "is_superuser": user.is_superuser,
         "last_login": user.last_login.isoformat() if user.last_login else None,
     }
+    if has_field(type(user), "name"):
+        out["name"] = user.name
+    return out
 
 
 def encode_password(password, hasher_name=None, iterations=None):
@@ -203,22 +237,19 @@ def cmd_create_user(a):
     User = get_user_model()
     superuser = a.superuser
     staff = a.staff or superuser
+    fields = new_user_fields(a.username)
     if a.via == "createsuperuser":
-        # The management command, non-interactive (reads DJANGO_SUPERUSER_PASSWORD).
+        # The management command, non-interactive (reads DJANGO_SUPERUSER_PASSWORD); its
+        # options are USERNAME_FIELD and REQUIRED_FIELDS.
         os.environ["DJANGO_SUPERUSER_PASSWORD"] = a.password
         with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
-            call_command(
-                "createsuperuser",
-                interactive=False,
-                username=a.username,
-                email="%s@example.com" % a.username,
-            )
-        user = User.objects.get(username=a.username)
+            call_command("createsuperuser", interactive=False, **fields)
+        user = get_user(a.username)
         if a.hasher or a.iterations:
             user.password = encode_password(a.password, a.hasher, a.iterations)
             user.save(update_fields=["password"])
     elif a.via == "set_password":
-        user = User(username=a.username, email="%s@example.com" % a.username)
+        user = User(**fields)
         user.is_staff, user.is_superuser = staff, superuser
         user.set_password(a.password)
         if a.hasher or a.iterations:
@@ -227,15 +258,13 @@ def cmd_create_user(a):
     else:
         if a.hasher or a.iterations:
             user = User.objects.create_user(
-                a.username, "%s@example.com" % a.username, None,
-                is_staff=staff, is_superuser=superuser,
+                **fields, password=None, is_staff=staff, is_superuser=superuser
             )
             user.password = encode_password(a.password, a.hasher, a.iterations)
             user.save(update_fields=["password"])
         else:
             user = User.objects.create_user(
-                a.username, "%s@example.com" % a.username, a.password,
-                is_staff=staff, is_superuser=superuser,
+                **fields, password=a.password, is_staff=staff, is_superuser=superuser
             )
     if a.inactive:
         user.is_active = False
@@ -267,6 +296,13 @@ def cmd_set_active(a):
     user = get_user(a.username)
     user.is_active = bool(int(a.active))
     user.save(update_fields=["is_active"])
+    return user_json(user)
+
+
+def cmd_set_name(a):
+    user = get_user(a.username)
+    user.name = a.name
+    user.save(update_fields=["name"])
     return user_json(user)
 
 
@@ -310,10 +346,13 @@ def cmd_logout(a):
 def cmd_admin_password_change(a):
     """The admin's "Change password" form for user U, posted by the session in --cookie."""
     from django.conf import settings
+    from django.urls import reverse
 
     user = get_user(a.username)
     c = client(a.cookie)
-    path = "/admin/auth/user/%s/password/" % user.pk
+    # UserAdmin names its view "auth_user_password_change" whatever the model:
+    # /admin/auth/user/<id>/password/ for auth.User, /admin/users/user/<id>/password/ ...
+    path = reverse("admin:auth_user_password_change", args=[user.pk])
     page = c.get(path)
     if page.status_code != 200:
         return {"step": "GET", **response_json(page, 2000)}
@@ -483,6 +522,7 @@ def parser():
     add("check-password", cmd_check_password, "username", "password")
     add("set-password", cmd_set_password, "username", "password")
     add("set-active", cmd_set_active, "username", "active")
+    add("set-name", cmd_set_name, "username", "name")
     sp = add("login", cmd_login, "username", "password")
     sp.add_argument("--path", default="/accounts/login/")
     add("get", cmd_get, "path", "cookie")

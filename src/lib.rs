@@ -5,8 +5,8 @@
 //! | module     | owns |
 //! |------------|------|
 //! | [`django`] | pure Django/Python-compatible primitives: password hashers, `salted_hmac`, signing, session encoding, the session auth hash, CSRF tokens, host/origin rules, Python's `json`, guarded pickles |
-//! | [`config`] | the typed settings struct, with Django's setting names and defaults (`CHANNEL_LAYERS`, `CACHES`, `DJANGO_VERSION` + `PASSWORD_HASHERS` included) |
-//! | [`store`]  | Django's storage: SQL on its own tables (`auth_user`, `django_session`, `chat_room`, migrations) for SQLite and PostgreSQL, its Redis cache, and the session engines over both |
+//! | [`config`] | the typed settings struct, with Django's setting names and defaults (`CHANNEL_LAYERS`, `CACHES`, `DJANGO_VERSION` + `PASSWORD_HASHERS` and the user model included) |
+//! | [`store`]  | Django's storage: SQL on its own tables (`auth_user` or a custom `AUTH_USER_MODEL`'s, read from the catalog; `django_session`, `chat_room`, migrations) for SQLite and PostgreSQL, its Redis cache, and the session engines over both |
 //! | [`chat`]   | the multichat protocol: commands, events, room-id semantics, the per-connection consumer |
 //! | [`fanout`] | room membership and delivery: the `Broker` trait, bounded per-socket queues, the in-process hub, and the Redis broker speaking Whisper's format or channels_redis' (pub/sub and core, msgpack) |
 //! | [`web`]    | HTTP routes, pages, templates, the WebSocket handler, error-to-response mapping, the low-priority password-hashing threads |

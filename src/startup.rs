@@ -19,8 +19,8 @@ use crate::web::templates::Templates;
 use crate::web::{self, AppState};
 
 /// Builds the shared state: resolves `SECRET_KEY`, connects the database (which must be
-/// migrated), loads the templates, prepares the session engine (and its cache), starts the
-/// broker.
+/// migrated, and hold the user model's table), loads the templates, prepares the session engine
+/// (and its cache), starts the broker.
 pub async fn build(
     settings: Settings,
     shutdown: watch::Receiver<bool>,
@@ -49,13 +49,20 @@ pub async fn build_with_health(
         false,
     )
     .await
-    .with_context(|| format!("cannot open the database {}", settings.database_url))?;
+    .with_context(|| format!("cannot open the database {}", settings.database_url))?
+    .with_user_model(&settings.user_model);
     if !store.is_migrated().await? {
         anyhow::bail!(
             "the database {} is not migrated: run ./manage migrate",
             settings.database_url
         );
     }
+    // A custom user model's table is read now, so a missing one stops the start with the
+    // reason (the Django project's migrate creates it).
+    store
+        .user_table()
+        .await
+        .with_context(|| format!("the database {}", settings.database_url))?;
     let templates = Templates::load(&settings.templates_dir())?;
     // A cache session engine connects to its Redis at first use: a Redis that is down at
     // startup gives 503s until it is back, like a database outage.

@@ -187,6 +187,18 @@ AUTH_PASSWORD_VALIDATORS = []
 if env("PASSWORD_HASHERS", "").strip():
     PASSWORD_HASHERS = json.loads(env("PASSWORD_HASHERS"))
 
+# The user model, as Whisper reads it: AUTH_USER_MODEL "users.User" (the Whisper fork's) or
+# "emailusers.EmailUser" (login by email) installs that app; unset keeps auth.User and exactly
+# Django's default schema. AUTHENTICATION_BACKENDS: comma-separated dotted paths (Whisper's
+# format); users.backends.AuthenticationBackend stands in for django-allauth's.
+AUTH_USER_MODEL = env("AUTH_USER_MODEL", "auth.User")
+_USER_APPS = {"users.User": "users", "emailusers.EmailUser": "emailusers"}
+if AUTH_USER_MODEL in _USER_APPS:
+    INSTALLED_APPS.append(_USER_APPS[AUTH_USER_MODEL])
+AUTHENTICATION_BACKENDS = env_list(
+    "AUTHENTICATION_BACKENDS", "django.contrib.auth.backends.ModelBackend"
+)
+
 # Sessions and CSRF: Whisper supports the db, signed_cookies, cache and cached_db engines; the
 # cache ones use CACHES (JSON, as Whisper reads it) and SESSION_CACHE_ALIAS.
 _SESSION_ENGINES = {

@@ -1,7 +1,8 @@
 //! `check`: Django's system-check output for what Whisper depends on — the settings, the
-//! `SECRET_KEY` (required with PostgreSQL), database reachability, the migration state and,
-//! when `REDIS_URL` or `CHANNEL_LAYERS` is set, Redis reachability (a warning: the server starts without it),
-//! and with a cache session engine the reachability of its cache (a warning too).
+//! `SECRET_KEY` (required with PostgreSQL), database reachability, the migration state, the
+//! user model's table (`AUTH_USER_MODEL`: present, with the columns Whisper needs) and,
+//! when `REDIS_URL` or `CHANNEL_LAYERS` is set, Redis reachability (a warning: the server starts
+//! without it), and with a cache session engine the reachability of its cache (a warning too).
 //! Prints `System check identified no issues (0 silenced).`, or the issues in Django's layout
 //! (`SystemCheckError: …` on stderr and exit status 1 when any is an error), after one line
 //! saying which Django release's password hashing is in use.
@@ -154,6 +155,19 @@ async fn collect() -> Vec<Issue> {
             "whisper.E004",
             msg,
             Some("Finish the migration with Django's manage.py migrate."),
+        )),
+        Err(e) => issues.push(Issue::error(
+            "whisper.E003",
+            format!("The database is not usable: {e}"),
+            None,
+        )),
+    }
+    match store.user_table().await {
+        Ok(_) => {}
+        Err(StoreError::UserModel(msg)) => issues.push(Issue::error(
+            "whisper.E005",
+            msg,
+            Some("Check AUTH_USER_MODEL, AUTH_USER_TABLE and USERNAME_FIELD against the Django project."),
         )),
         Err(e) => issues.push(Issue::error(
             "whisper.E003",

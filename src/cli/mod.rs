@@ -3,8 +3,8 @@
 //!
 //! | command | does |
 //! |---|---|
-//! | `migrate [--check]` | creates Django 5.2's schema and records the migrations |
-//! | `createsuperuser [--noinput] [--username U] [--email E]` | a staff superuser |
+//! | `migrate [--check]` | creates Django 5.2's schema and records the migrations (with a custom user model, only the apps that do not depend on it) |
+//! | `createsuperuser [--noinput] [--username U] [--email E]` | a staff superuser (`--<USERNAME_FIELD>` for another login field) |
 //! | `createuser [--noinput] [--username U] [--email E]` | a plain user |
 //! | `changepassword [USERNAME]` | sets a new password (hidden prompts, or two lines on stdin) |
 //! | `createroom TITLE [--staff-only]` | a chat room; prints its id |
@@ -19,7 +19,7 @@
 use std::fmt;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Arg, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::{DatabaseUrl, Settings};
 use crate::store::{Store, StoreError};
@@ -33,6 +33,7 @@ mod migrate;
 pub mod prompt;
 mod runserver;
 mod test;
+mod user_fields;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -114,7 +115,7 @@ pub type CommandResult = Result<ExitCode, CommandError>;
 
 /// Entry point of the `whisper` binary.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match parse() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -145,6 +146,46 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The argument id of `--<USERNAME_FIELD>` when that field is not `username` or `email`.
+const USERNAME_FIELD_ARG: &str = "username_field_value";
+
+/// Parses the command line. Like Django's `createsuperuser`, the user commands take
+/// `--<USERNAME_FIELD>`: `--username` and `--email` always exist; another login field named
+/// by the settings gets its flag here (settings that do not load are reported by the command).
+fn parse() -> Result<Cli, clap::Error> {
+    let field = Settings::from_env()
+        .ok()
+        .map(|s| s.user_model.username_field)
+        // `username` and `email` are flags already; a field named like another flag keeps
+        // only its environment variable and prompt (clap refuses duplicate flags).
+        .filter(|f| !["username", "email", "noinput", "help", "version"].contains(&f.as_str()));
+    let mut command = Cli::command();
+    if let Some(field) = &field {
+        // clap keeps flag names as `&'static str`; this runs once per process.
+        let long: &'static str = Box::leak(field.clone().into_boxed_str());
+        let value: &'static str = Box::leak(field.to_uppercase().into_boxed_str());
+        for name in ["createsuperuser", "createuser"] {
+            command = command.mut_subcommand(name, |sub| {
+                sub.arg(
+                    Arg::new(USERNAME_FIELD_ARG)
+                        .long(long)
+                        .value_name(value)
+                        .help("The login field (USERNAME_FIELD)"),
+                )
+            });
+        }
+    }
+    let matches = command.try_get_matches()?;
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    if let Command::CreateSuperuser(args) | Command::CreateUser(args) = &mut cli.command
+        && let Some((_, sub)) = matches.subcommand()
+        && field.is_some()
+    {
+        args.username_field_value = sub.get_one::<String>(USERNAME_FIELD_ARG).cloned();
+    }
+    Ok(cli)
 }
 
 /// Logs to stderr; `RUST_LOG` filters (default `info`).
@@ -196,7 +237,7 @@ pub(crate) async fn open_store(settings: &Settings, create: bool) -> Result<Stor
             path.display()
         )));
     }
-    Store::connect(
+    let store = Store::connect(
         &settings.database_url,
         settings.database_pool_size.min(2),
         settings.database_timeout,
@@ -208,7 +249,8 @@ pub(crate) async fn open_store(settings: &Settings, create: bool) -> Result<Stor
             "cannot open the database {}: {e}",
             settings.database_url
         ))
-    })
+    })?;
+    Ok(store.with_user_model(&settings.user_model))
 }
 
 /// Opens the database and refuses politely when it is not fully migrated.

@@ -57,6 +57,11 @@ pub fn password(prompt: &str) -> io::Result<Option<String>> {
 /// Django's order; the messages are joined with `"; "` like `createsuperuser` does.
 /// An empty name gives Django's form message `This field cannot be blank.`.
 pub fn validate_username(username: &str) -> Result<(), String> {
+    validate_username_max(username, USERNAME_MAX_LENGTH)
+}
+
+/// [`validate_username`] for a `username` column of another length.
+pub fn validate_username_max(username: &str, max_length: usize) -> Result<(), String> {
     if username.is_empty() {
         return Err("This field cannot be blank.".to_string());
     }
@@ -67,17 +72,25 @@ pub fn validate_username(username: &str) -> Result<(), String> {
     {
         errors.push(INVALID_USERNAME.to_string());
     }
-    let n = username.chars().count();
-    if n > USERNAME_MAX_LENGTH {
-        errors.push(format!(
-            "Ensure this value has at most {USERNAME_MAX_LENGTH} characters (it has {n})."
-        ));
+    if let Err(e) = validate_max_length(username, max_length) {
+        errors.push(e);
     }
     if errors.is_empty() {
         Ok(())
     } else {
         Err(errors.join("; "))
     }
+}
+
+/// Django's `MaxLengthValidator` message.
+pub fn validate_max_length(value: &str, max_length: usize) -> Result<(), String> {
+    let n = value.chars().count();
+    if n > max_length {
+        return Err(format!(
+            "Ensure this value has at most {max_length} characters (it has {n})."
+        ));
+    }
+    Ok(())
 }
 
 /// `AbstractBaseUser.normalize_username`: NFKC.
@@ -89,15 +102,17 @@ pub fn normalize_username(username: &str) -> String {
 /// is `localhost` or has a dot between non-empty labels. The empty string is valid (the field is
 /// `blank=True`).
 pub fn validate_email(email: &str) -> Result<(), String> {
+    validate_email_max(email, EMAIL_MAX_LENGTH)
+}
+
+/// [`validate_email`] for an `email` column of another length.
+pub fn validate_email_max(email: &str, max_length: usize) -> Result<(), String> {
     const MESSAGE: &str = "Enter a valid email address.";
     if email.is_empty() {
         return Ok(());
     }
-    let n = email.chars().count();
-    if n > EMAIL_MAX_LENGTH {
-        return Err(format!(
-            "{MESSAGE}; Ensure this value has at most {EMAIL_MAX_LENGTH} characters (it has {n})."
-        ));
+    if let Err(e) = validate_max_length(email, max_length) {
+        return Err(format!("{MESSAGE}; {e}"));
     }
     let Some((local, domain)) = email.rsplit_once('@') else {
         return Err(MESSAGE.into());

@@ -13,9 +13,11 @@ use crate::django::hashers::{DjangoVersion, HasherConfig};
 pub mod caches;
 pub mod channel_layers;
 pub mod password_hashers;
+pub mod user_model;
 
 pub use caches::{CacheBackend, CacheConfig, Caches};
 pub use channel_layers::{CoreParams, LayerFormat, RedisLayer};
+pub use user_model::UserModel;
 
 /// A secret string: compared and used as-is, printed as `********`.
 #[derive(Clone, PartialEq, Eq)]
@@ -218,6 +220,8 @@ pub struct Settings {
     pub ws_outbound_queue_bytes: usize,
     /// `PASSWORD_HASHING_CONCURRENCY`: password checks running at once (each takes ~0.1 s of CPU).
     pub password_hashing_concurrency: usize,
+    /// `AUTH_USER_MODEL`, `AUTH_USER_TABLE`, `USERNAME_FIELD`, `AUTHENTICATION_BACKENDS`.
+    pub user_model: UserModel,
 }
 
 /// A setting that could not be understood.
@@ -404,6 +408,7 @@ impl Settings {
             ws_outbound_queue: positive("WS_OUTBOUND_QUEUE", 4096)?,
             ws_outbound_queue_bytes: positive("WS_OUTBOUND_QUEUE_BYTES", 4 << 20)?,
             password_hashing_concurrency: positive("PASSWORD_HASHING_CONCURRENCY", cores)?,
+            user_model: user_model::from_lookup(&get)?,
             base_dir,
         };
         for name in [&settings.session_cookie_name, &settings.csrf_cookie_name] {

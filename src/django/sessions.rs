@@ -32,7 +32,7 @@ pub const AUTH_USER_ID: &str = "_auth_user_id";
 pub const AUTH_USER_BACKEND: &str = "_auth_user_backend";
 /// Session key of the session auth hash.
 pub const AUTH_USER_HASH: &str = "_auth_user_hash";
-/// Django's default (and our only) authentication backend.
+/// Django's default authentication backend (`AUTHENTICATION_BACKENDS` may list others).
 pub const MODEL_BACKEND: &str = "django.contrib.auth.backends.ModelBackend";
 /// `salted_hmac` key salt of the session auth hash (§5.2).
 pub const AUTH_HASH_KEY_SALT: &str =
@@ -107,9 +107,15 @@ impl SessionData {
     /// (ModelBackend) and `_auth_user_hash`, in that order for new keys; keys already present
     /// keep their position (Python dict assignment). Other keys are kept.
     pub fn set_login(&mut self, user_id: i64, hash: &str) {
+        self.set_login_with(user_id, MODEL_BACKEND, hash);
+    }
+
+    /// [`SessionData::set_login`] naming another `_auth_user_backend` (the first of
+    /// `AUTHENTICATION_BACKENDS`).
+    pub fn set_login_with(&mut self, user_id: i64, backend: &str, hash: &str) {
         self.0
             .insert(AUTH_USER_ID, Value::str(&user_id.to_string()));
-        self.0.insert(AUTH_USER_BACKEND, Value::str(MODEL_BACKEND));
+        self.0.insert(AUTH_USER_BACKEND, Value::str(backend));
         self.0.insert(AUTH_USER_HASH, Value::str(hash));
     }
 

@@ -12,6 +12,16 @@
 //! dependency is not) is refused with [`StoreError::Migration`] instead of guessed at. Content
 //! types and permissions are inserted only where missing; existing rows are never touched.
 //! Everything runs in one transaction.
+//!
+//! With a custom `AUTH_USER_MODEL` the Django project owns the user model's app, and Django's
+//! migration graph puts it after auth (its `0001_initial` depends on auth's groups and
+//! permissions) and before admin (`django_admin_log` has a foreign key to the user table,
+//! through `swappable_dependency(AUTH_USER_MODEL)`). So Whisper creates only contenttypes, auth,
+//! chat and sessions, records all of their migrations as Django does (auth's migrations skip
+//! the swapped-out `auth.User`: no `auth_user`, `auth_user_groups` or
+//! `auth_user_user_permissions`), adds the post-migrate rows of those models (not `auth.User`'s,
+//! which Django does not make for a swapped model), and leaves the user app and admin to the
+//! Django project's `migrate`.
 
 use std::collections::HashSet;
 
@@ -51,6 +61,15 @@ struct App {
     tables: &'static [&'static str],
     depends_on: &'static [&'static str],
 }
+
+/// The apps that depend on the user model's app (left to Django with a custom user model).
+const USER_DEPENDENT_APPS: &[&str] = &["admin"];
+/// auth's tables for `auth.User`, which a swapped-out user model does not get.
+const AUTH_USER_TABLES: &[&str] = &[
+    "auth_user",
+    "auth_user_groups",
+    "auth_user_user_permissions",
+];
 
 /// Apps in creation order (foreign keys point backwards only).
 const APPS: &[App] = &[
@@ -134,9 +153,51 @@ impl MigrateReport {
     }
 }
 
-/// The app labels `migrate` manages, sorted like Django's "Apply all migrations:" line.
-pub fn app_labels() -> Vec<&'static str> {
-    let mut labels: Vec<&str> = APPS.iter().map(|a| a.label).collect();
+/// What `migrate` manages: everything, or (custom user model) what does not depend on it.
+#[derive(Clone, Copy)]
+struct Scope {
+    custom_user_model: bool,
+}
+
+impl Scope {
+    fn apps(self) -> impl Iterator<Item = &'static App> {
+        APPS.iter()
+            .filter(move |a| !(self.custom_user_model && USER_DEPENDENT_APPS.contains(&a.label)))
+    }
+
+    fn tables(self, app: &App) -> impl Iterator<Item = &'static str> {
+        app.tables
+            .iter()
+            .copied()
+            .filter(move |t| !(self.custom_user_model && AUTH_USER_TABLES.contains(t)))
+    }
+
+    /// The app's DDL statements, without those on `auth.User`'s tables when it is swapped out
+    /// (every such statement, and only those, names a table starting with `auth_user`).
+    fn statements(self, ddl: &'static str, label: &str) -> Vec<&'static str> {
+        section(ddl, label)
+            .into_iter()
+            .filter(|stmt| !(self.custom_user_model && stmt.contains("auth_user")))
+            .collect()
+    }
+
+    fn content_types(
+        self,
+    ) -> impl Iterator<Item = &'static (&'static str, &'static str, &'static str)> {
+        CONTENT_TYPES.iter().filter(move |(app, model, _)| {
+            !(self.custom_user_model
+                && ((*app == "auth" && *model == "user") || USER_DEPENDENT_APPS.contains(app)))
+        })
+    }
+}
+
+/// The app labels `migrate` manages, sorted like Django's "Apply all migrations:" line; with a
+/// custom user model, without the apps that depend on it.
+pub fn app_labels(custom_user_model: bool) -> Vec<&'static str> {
+    let mut labels: Vec<&str> = Scope { custom_user_model }
+        .apps()
+        .map(|a| a.label)
+        .collect();
     labels.sort_unstable();
     labels
 }
@@ -240,8 +301,8 @@ impl Tx {
         Ok(rows.into_iter().collect())
     }
 
-    async fn run_section(&mut self, label: &str) -> Result<(), StoreError> {
-        for stmt in section(self.ddl(), label) {
+    async fn run_section(&mut self, scope: Scope, label: &str) -> Result<(), StoreError> {
+        for stmt in scope.statements(self.ddl(), label) {
             let result = on_tx!(self, conn, dt => {
                 sqlx::raw_sql(stmt).execute(conn).await.map(|_| ())
             });
@@ -253,11 +314,11 @@ impl Tx {
     }
 
     /// Migrations to apply, or an error for states that must not be guessed at.
-    async fn plan(&mut self) -> Result<Vec<&'static App>, StoreError> {
+    async fn plan(&mut self, scope: Scope) -> Result<Vec<&'static App>, StoreError> {
         let recorded = self.recorded().await?;
         let mut complete: HashSet<&str> = HashSet::new();
         let mut todo = Vec::new();
-        for app in APPS {
+        for app in scope.apps() {
             let known: Vec<&str> = MIGRATIONS
                 .iter()
                 .filter(|(a, _)| *a == app.label)
@@ -287,9 +348,9 @@ impl Tx {
                 )));
             }
             let mut existing = Vec::new();
-            for table in app.tables {
+            for table in scope.tables(app) {
                 if self.table_exists(table).await? {
-                    existing.push(*table);
+                    existing.push(table);
                 }
             }
             if !existing.is_empty() {
@@ -303,7 +364,7 @@ impl Tx {
             }
             todo.push(app);
         }
-        for app in APPS.iter().filter(|a| complete.contains(a.label)) {
+        for app in scope.apps().filter(|a| complete.contains(a.label)) {
             for dep in app.depends_on {
                 if !complete.contains(dep) {
                     return Err(StoreError::Migration(format!(
@@ -350,11 +411,17 @@ fn migrations_of(apps: &[&App]) -> Vec<(String, String)> {
 }
 
 impl Store {
+    fn migrate_scope(&self) -> Scope {
+        Scope {
+            custom_user_model: self.user_model().is_custom(),
+        }
+    }
+
     /// Migrations `migrate` would apply (`(app, name)`, in order); an error for a partial or
-    /// inconsistent state.
+    /// inconsistent state. With a custom user model, only the apps Whisper creates count.
     pub async fn unapplied_migrations(&self) -> Result<Vec<(String, String)>, StoreError> {
         let mut tx = Tx::begin(self).await?;
-        let plan = tx.plan().await;
+        let plan = tx.plan(self.migrate_scope()).await;
         tx.rollback().await?;
         Ok(migrations_of(&plan?))
     }
@@ -368,10 +435,11 @@ impl Store {
         }
     }
 
-    /// Brings the schema to Django 5.2's for the five apps (see the module docs).
+    /// Brings the schema to Django 5.2's for the five apps, or the four that do not depend on
+    /// a custom user model (see the module docs).
     pub async fn migrate(&self) -> Result<MigrateReport, StoreError> {
         let mut tx = Tx::begin(self).await?;
-        match migrate_in(&mut tx).await {
+        match migrate_in(&mut tx, self.migrate_scope()).await {
             Ok(report) => {
                 tx.commit().await?;
                 Ok(report)
@@ -385,14 +453,14 @@ impl Store {
     }
 }
 
-async fn migrate_in(tx: &mut Tx) -> Result<MigrateReport, StoreError> {
+async fn migrate_in(tx: &mut Tx, scope: Scope) -> Result<MigrateReport, StoreError> {
     let mut report = MigrateReport::default();
-    let todo = tx.plan().await?;
+    let todo = tx.plan(scope).await?;
     if !tx.table_exists("django_migrations").await? {
-        tx.run_section("django_migrations").await?;
+        tx.run_section(scope, "django_migrations").await?;
     }
     for app in &todo {
-        tx.run_section(app.label).await?;
+        tx.run_section(scope, app.label).await?;
     }
     for (app, name) in migrations_of(&todo) {
         let now = Utc::now();
@@ -406,7 +474,7 @@ async fn migrate_in(tx: &mut Tx) -> Result<MigrateReport, StoreError> {
         });
         report.applied.push((app, name));
     }
-    for (app_label, model, _) in CONTENT_TYPES {
+    for (app_label, model, _) in scope.content_types() {
         let n = on_tx!(tx, conn, dt => {
             sqlx::query(
                 "INSERT INTO django_content_type (app_label, model) SELECT $1, $2 \
@@ -421,7 +489,7 @@ async fn migrate_in(tx: &mut Tx) -> Result<MigrateReport, StoreError> {
         });
         report.content_types_created += n;
     }
-    for (app_label, model, verbose) in CONTENT_TYPES {
+    for (app_label, model, verbose) in scope.content_types() {
         for action in ACTIONS {
             let codename = format!("{action}_{model}");
             let name = format!("Can {action} {verbose}");
@@ -474,6 +542,52 @@ mod tests {
             assert!(stmt.ends_with(';'), "{stmt}");
             assert!(!stmt.contains("public."), "{stmt}");
         }
+    }
+
+    #[test]
+    fn custom_user_model_scope() {
+        let custom = Scope {
+            custom_user_model: true,
+        };
+        let full = Scope {
+            custom_user_model: false,
+        };
+        assert_eq!(
+            app_labels(true),
+            ["auth", "chat", "contenttypes", "sessions"]
+        );
+        assert_eq!(
+            app_labels(false),
+            ["admin", "auth", "chat", "contenttypes", "sessions"]
+        );
+        for (ddl, kept, dropped) in [(SQLITE_DDL, 8, 9), (POSTGRES_DDL, 19, 21)] {
+            let all = full.statements(ddl, "auth");
+            let ours = custom.statements(ddl, "auth");
+            assert_eq!((ours.len(), all.len() - ours.len()), (kept, dropped));
+            // What is left creates only the group and permission tables.
+            for stmt in &ours {
+                assert!(
+                    ["auth_permission", "auth_group"]
+                        .iter()
+                        .any(|t| stmt.contains(t)),
+                    "{stmt}"
+                );
+            }
+            for stmt in all.iter().filter(|s| !ours.contains(s)) {
+                assert!(AUTH_USER_TABLES.iter().any(|t| stmt.contains(t)), "{stmt}");
+            }
+        }
+        let cts: Vec<(&str, &str)> = custom.content_types().map(|(a, m, _)| (*a, *m)).collect();
+        assert_eq!(
+            cts,
+            [
+                ("auth", "permission"),
+                ("auth", "group"),
+                ("contenttypes", "contenttype"),
+                ("sessions", "session"),
+                ("chat", "room")
+            ]
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! Django's storage: SQL on its own tables (`auth_user`, `django_session`, `chat_room`,
-//! `django_migrations`, …) for SQLite and PostgreSQL through one code path, its Redis cache
-//! ([`cache`]), and the session engines on top of both ([`SessionStore`]).
+//! Django's storage: SQL on its own tables (`auth_user` or a custom `AUTH_USER_MODEL`'s table,
+//! `django_session`, `chat_room`, `django_migrations`, …) for SQLite and PostgreSQL through one
+//! code path, its Redis cache ([`cache`]), and the session engines on top of both
+//! ([`SessionStore`]).
 //!
 //! The sqlx `Any` driver cannot decode Django's `bool` and datetime columns, so [`Store`] wraps an
 //! enum over the two concrete pools ([`Db`]) and the private `dispatch!` macro runs the *same*
@@ -60,13 +61,17 @@ mod migrate;
 mod rooms;
 mod session_store;
 mod sessions;
+mod user_table;
 mod users;
 
 pub use cache::{Cached, DjangoCache, Timeout};
 pub use migrate::{MIGRATIONS, MigrateReport, app_labels};
 pub use rooms::{Room, RoomCache};
 pub use session_store::{LoadedSession, SessionStore};
+pub use user_table::UserTable;
 pub use users::{NewUser, User};
+
+use users::UserSource;
 
 /// The concrete pool behind a [`Store`].
 #[derive(Clone)]
@@ -79,6 +84,9 @@ pub enum Db {
 #[derive(Clone)]
 pub struct Store {
     db: Db,
+    /// The user model and its table (Django's `auth.User` unless
+    /// [`Store::with_user_model`] says otherwise).
+    users: std::sync::Arc<UserSource>,
 }
 
 impl fmt::Debug for Store {
@@ -114,6 +122,10 @@ pub enum StoreError {
     /// Any other error of the cache's Redis (a wrong URL, a key of another type, …).
     #[error("cache error: {0}")]
     Cache(#[source] redis::RedisError),
+    /// The user model's table is missing or not one Whisper can use (the message says why
+    /// and what to do), or a new user needs a column Whisper cannot fill.
+    #[error("{0}")]
+    UserModel(String),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -256,12 +268,15 @@ impl Store {
                 Db::Postgres(pool)
             }
         };
-        Ok(Store { db })
+        Ok(Store::from_db(db))
     }
 
-    /// Wraps an existing pool.
+    /// Wraps an existing pool (user model: Django's `auth.User`).
     pub fn from_db(db: Db) -> Store {
-        Store { db }
+        Store {
+            db,
+            users: UserSource::new(&crate::config::UserModel::default()),
+        }
     }
 
     /// The pool inside (for tests and one-off SQL).

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use minijinja::context;
 use unicode_normalization::UnicodeNormalization;
 
+use crate::config::user_model::capfirst;
 use crate::django::hosts;
 use crate::store::User;
 use crate::web::AppState;
@@ -16,12 +17,35 @@ use crate::web::csrf::Csrf;
 use crate::web::error::WebError;
 use crate::web::session::Session;
 
-/// Django's `AuthenticationForm` error for bad credentials and inactive users alike.
-pub const INVALID_LOGIN: &str =
-    "Please enter a correct username and password. Note that both fields may be case-sensitive.";
 const REQUIRED: &str = "This field is required.";
-/// `auth_user.username` is varchar(150).
-const USERNAME_MAX_LENGTH: usize = 150;
+/// `AuthenticationForm`: `username_field.max_length or 254`.
+const DEFAULT_USERNAME_MAX_LENGTH: usize = 254;
+
+/// The login field as Django's `AuthenticationForm` presents it for the user model's
+/// `USERNAME_FIELD`: its label (`capfirst(verbose_name)`: "Username", "Email address"), its
+/// `max_length`, and the error for bad credentials and inactive users alike.
+struct LoginField {
+    label: String,
+    max_length: usize,
+    invalid: String,
+}
+
+impl LoginField {
+    async fn of(app: &AppState) -> Result<LoginField, WebError> {
+        let verbose = app.settings.user_model.username_verbose_name();
+        let table = app.store.user_table().await?;
+        Ok(LoginField {
+            label: capfirst(&verbose),
+            max_length: table
+                .username_max_length()
+                .unwrap_or(DEFAULT_USERNAME_MAX_LENGTH),
+            invalid: format!(
+                "Please enter a correct {verbose} and password. Note that both fields may be \
+                 case-sensitive."
+            ),
+        })
+    }
+}
 
 /// The `Cookie` header values of a request.
 pub fn cookie_headers(headers: &HeaderMap) -> Vec<&str> {
@@ -115,7 +139,7 @@ pub async fn index(State(app): State<AppState>, headers: HeaderMap) -> Result<Re
 #[derive(Default)]
 struct LoginForm {
     username: String,
-    errors: Vec<&'static str>,
+    errors: Vec<String>,
     username_errors: Vec<String>,
     password_errors: Vec<&'static str>,
 }
@@ -123,6 +147,7 @@ struct LoginForm {
 fn render_login(
     app: &AppState,
     csrf: &mut Csrf,
+    field: &LoginField,
     form: Option<&LoginForm>,
     next: Option<&str>,
     now: DateTime<Utc>,
@@ -138,7 +163,13 @@ fn render_login(
     });
     let html = app.templates.render(
         "registration/login.html",
-        context! { csrf_token => token, form => form, next => next },
+        context! {
+            csrf_token => token,
+            form => form,
+            next => next,
+            username_label => field.label.clone(),
+            username_max_length => field.max_length,
+        },
     )?;
     let mut response = Html(html).into_response();
     add_set_cookie(&mut response, csrf.finish(app, now));
@@ -162,7 +193,8 @@ pub async fn login_form(
 ) -> Result<Response, WebError> {
     let mut csrf = Csrf::from_headers(&app, &headers);
     let next = query_param(query.as_deref(), "next");
-    render_login(&app, &mut csrf, None, next.as_deref(), Utc::now())
+    let field = LoginField::of(&app).await?;
+    render_login(&app, &mut csrf, &field, None, next.as_deref(), Utc::now())
 }
 
 /// `POST /accounts/login/`: Django's `LoginView` (django-internals §5.4, §5.6).
@@ -197,23 +229,25 @@ pub async fn login_submit(
         username: username.clone(),
         ..LoginForm::default()
     };
+    let field = LoginField::of(&app).await?;
+    let max = field.max_length;
     let count = username.chars().count();
     if username.is_empty() {
         form.username_errors.push(REQUIRED.to_string());
-    } else if count > USERNAME_MAX_LENGTH {
+    } else if count > max {
         form.username_errors.push(format!(
-            "Ensure this value has at most {USERNAME_MAX_LENGTH} characters (it has {count})."
+            "Ensure this value has at most {max} characters (it has {count})."
         ));
     }
     if password.is_empty() {
         form.password_errors.push(REQUIRED);
     }
     if !form.username_errors.is_empty() || !form.password_errors.is_empty() {
-        return render_login(&app, &mut csrf, Some(&form), next.as_deref(), now);
+        return render_login(&app, &mut csrf, &field, Some(&form), next.as_deref(), now);
     }
     let Some(user) = authenticate(&app, &username, password).await? else {
-        form.errors.push(INVALID_LOGIN);
-        return render_login(&app, &mut csrf, Some(&form), next.as_deref(), now);
+        form.errors.push(field.invalid.clone());
+        return render_login(&app, &mut csrf, &field, Some(&form), next.as_deref(), now);
     };
 
     let mut session = Session::load(&app, &cookie_headers(&headers), now).await?;
@@ -237,8 +271,9 @@ pub async fn login_submit(
     Ok(response)
 }
 
-/// `ModelBackend.authenticate`: the user if the password checks and the user is active. A
-/// correct password under outdated parameters is rehashed, as Django does.
+/// `ModelBackend.authenticate`: the user whose `USERNAME_FIELD` is exactly `username`
+/// (`get_by_natural_key`), if the password checks and the user is active. A correct password
+/// under outdated parameters is rehashed, as Django does.
 async fn authenticate(
     app: &AppState,
     username: &str,

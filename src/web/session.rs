@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::django::cookies::{self, CookieOptions};
-use crate::django::sessions::{self, AuthHashCheck, MODEL_BACKEND, SessionData};
+use crate::django::sessions::{self, AuthHashCheck, SessionData};
 use crate::store::{StoreError, User};
 use crate::web::AppState;
 
@@ -67,7 +67,8 @@ impl Session {
         }
     }
 
-    /// `login(request, user)` (django-internals §5.4).
+    /// `login(request, user)` (django-internals §5.4); the backend stored is the first of
+    /// `AUTHENTICATION_BACKENDS`, the one Django's `authenticate` would have tried first.
     pub async fn login(&mut self, app: &AppState, user: &User) -> Result<(), StoreError> {
         let hash = sessions::session_auth_hash(&user.password, app.settings.secret());
         if let Some(current) = self.data.user_id() {
@@ -80,7 +81,8 @@ impl Session {
         } else {
             self.cycle_key(app).await?;
         }
-        self.data.set_login(user.id, &hash);
+        let backend = app.settings.user_model.login_backend();
+        self.data.set_login_with(user.id, backend, &hash);
         self.modified = true;
         Ok(())
     }
@@ -150,8 +152,9 @@ impl Session {
 }
 
 /// The user a session names and how its auth hash compares, without side effects. Anonymous
-/// (`None`) when keys are missing, the backend is not ModelBackend, the user is gone or
-/// inactive (§5.3; an inactive user's session is not flushed).
+/// (`None`) when keys are missing, the backend is not in `AUTHENTICATION_BACKENDS` (every
+/// listed backend resolves users as ModelBackend does), the user is gone or inactive (§5.3;
+/// an inactive user's session is not flushed).
 pub async fn resolve_user(
     app: &AppState,
     data: &SessionData,
@@ -159,7 +162,7 @@ pub async fn resolve_user(
     let (Some(id), Some(backend)) = (data.user_id(), data.backend()) else {
         return Ok((None, AuthHashCheck::Mismatch));
     };
-    if backend != MODEL_BACKEND {
+    if !app.settings.user_model.accepts_backend(&backend) {
         return Ok((None, AuthHashCheck::Mismatch));
     }
     let Some(user) = app.store.user_by_id(id).await? else {

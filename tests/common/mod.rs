@@ -57,7 +57,8 @@ impl TestServer {
         let settings = Settings::from_lookup(|k| map.get(k).cloned()).expect("settings");
         let store = Store::connect(&settings.database_url, 5, Duration::from_secs(5), true)
             .await
-            .expect("open sqlite");
+            .expect("open sqlite")
+            .with_user_model(&settings.user_model);
         store.migrate().await.expect("migrate");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -97,6 +98,7 @@ impl TestServer {
                 password: encoded.to_string(),
                 is_staff,
                 is_superuser: is_staff,
+                ..NewUser::default()
             })
             .await
             .expect("create user")

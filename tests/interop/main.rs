@@ -259,6 +259,7 @@ macro_rules! on_both_backends_and_engines {
 // ---------------------------------------------------------------------------------------------
 
 mod cache_sessions;
+mod custom_user;
 mod passwords;
 mod rooms;
 mod schema;

@@ -33,13 +33,14 @@
 //! | `rooms` | list of `{id: int, title: string, staff_only: bool}` in display order | `index.html` |
 //! | `form` | `{username: string, errors: [string], username_errors: [string], password_errors: [string]}` | `registration/login.html` (absent on a plain GET) |
 //! | `next` | string or none | `registration/login.html`: hidden `next` input when non-empty |
+//! | `username_label`, `username_max_length` | string (default `Username`), int (default 150) | `registration/login.html`: the login field's label and `maxlength`, from `USERNAME_FIELD` |
 //! | `login_url` | string, default `/accounts/login/` | `registration/logged_out.html` |
 //! | `reason` | string | `403_csrf.html` |
 //!
 //! Pages and what they need: `index.html` (user, csrf_token, rooms), `registration/login.html`
-//! (csrf_token, form, next), `registration/logged_out.html` (login_url), `404.html`, `500.html`
-//! (nothing; they still show the logout form when `user` and `csrf_token` are given), and
-//! `403_csrf.html` (reason).
+//! (csrf_token, form, next, username_label, username_max_length), `registration/logged_out.html`
+//! (login_url), `404.html`, `500.html` (nothing; they still show the logout form when `user`
+//! and `csrf_token` are given), and `403_csrf.html` (reason).
 //!
 //! # Globals available to templates
 //!

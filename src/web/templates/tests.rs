@@ -157,6 +157,22 @@ fn login_plain_get() {
 }
 
 #[test]
+fn login_field_follows_username_field() {
+    let html = embedded()
+        .render(
+            "registration/login.html",
+            context! {
+                csrf_token => TOKEN,
+                username_label => "Email address",
+                username_max_length => 254,
+            },
+        )
+        .unwrap();
+    assert!(html.contains(r#"<label for="id_username">Email address:</label>"#));
+    assert!(html.contains(r#"autocomplete="username" maxlength="254" required"#));
+}
+
+#[test]
 fn login_with_errors_and_next() {
     let message = "Please enter a correct username and password. Note that both fields may be case-sensitive.";
     let html = embedded()

@@ -1,4 +1,7 @@
-//! The `./manage` commands, run as the real binary over an SQLite file in a temp dir.
+//! The `./manage` commands, run as the real binary over an SQLite file in a temp dir
+//! (`custom_user`: the user commands on a custom `AUTH_USER_MODEL`).
+
+mod custom_user;
 
 use std::io::Write;
 use std::path::Path;
