@@ -214,6 +214,9 @@ pub struct Settings {
     pub ws_outbound_queue_bytes: usize,
     /// `PASSWORD_HASHING_CONCURRENCY`: password checks running at once (each takes ~0.1 s of CPU).
     pub password_hashing_concurrency: usize,
+    /// `ROOM_PRESENCE_TIMEOUT` (the Whisper fork's setting): seconds a room's presence lives
+    /// after its last change.
+    pub room_presence_timeout: Duration,
 }
 
 /// A setting that could not be understood.
@@ -401,6 +404,9 @@ impl Settings {
             ws_outbound_queue: positive("WS_OUTBOUND_QUEUE", 4096)?,
             ws_outbound_queue_bytes: positive("WS_OUTBOUND_QUEUE_BYTES", 4 << 20)?,
             password_hashing_concurrency: positive("PASSWORD_HASHING_CONCURRENCY", cores)?,
+            room_presence_timeout: Duration::from_secs(
+                positive("ROOM_PRESENCE_TIMEOUT", 3600)? as u64,
+            ),
             base_dir,
         };
         for name in [&settings.session_cookie_name, &settings.csrf_cookie_name] {
