@@ -11,9 +11,10 @@ use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::Settings;
+use crate::chat::presence::Presence;
+use crate::config::{CacheConfig, LayerFormat, Settings};
 use crate::fanout::{Broker, LocalHub, RedisBroker};
-use crate::store::{SessionStore, Store};
+use crate::store::{DjangoCache, SessionStore, Store};
 use crate::web::health::BrokerHealth;
 use crate::web::templates::Templates;
 use crate::web::{self, AppState};
@@ -72,11 +73,45 @@ pub async fn build_with_health(
             settings.caches.session_cache_alias
         )
     })?;
+    let presence = make_presence(&settings)?;
     let (broker, health) = make_broker(&settings).await?;
     Ok((
-        AppState::new(settings, store, sessions, broker, templates, shutdown),
+        AppState::new(
+            settings, store, sessions, presence, broker, templates, shutdown,
+        ),
         health,
     ))
+}
+
+/// Where the fork's room presence lives (`chat::presence`): `CACHES["default"]` when it is a
+/// Redis cache (the fork's `django.core.cache.cache`), else `REDIS_URL`'s Redis, else this
+/// process. Like the session cache it connects at first use.
+fn make_presence(settings: &Settings) -> anyhow::Result<Presence> {
+    let timeout = settings.room_presence_timeout;
+    let shared = match (&settings.caches.aliases.get("default"), &settings.channel_layer) {
+        (Some(config), _) => Some((*config).clone()),
+        (None, Some(layer)) if layer.format == LayerFormat::Whisper => {
+            Some(CacheConfig::django_defaults(
+                "REDIS_URL",
+                layer.url.clone(),
+                layer.prefix.trim_end_matches(':'),
+            ))
+        }
+        _ => None,
+    };
+    if let Some(config) = shared {
+        let cache = DjangoCache::new(&config)
+            .with_context(|| format!("invalid Redis URL for room presence ({})", config.alias))?;
+        return Ok(Presence::in_cache(cache, timeout));
+    }
+    if let Some(backend) = settings.caches.other_backends.get("default") {
+        tracing::warn!(
+            backend = %backend,
+            "CACHES[\"default\"] cannot be shared with Whisper: room presence (room_users) is \
+             kept in this process"
+        );
+    }
+    Ok(Presence::in_memory(timeout))
 }
 
 /// `CHANNEL_LAYERS` / `REDIS_URL` set: the Redis broker (a Redis that is down at startup only

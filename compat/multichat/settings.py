@@ -277,3 +277,11 @@ MESSAGE_TYPES_CHOICES = (
     (MSG_TYPE_LEAVE, "LEAVE"),
 )
 MESSAGE_TYPES_LIST = [value for value, _ in MESSAGE_TYPES_CHOICES]
+
+# The WebSocket consumer: "multichat" (the original, default) or "fork" (the Whisper fork's, with
+# room_users and room presence in the Django cache for ROOM_PRESENCE_TIMEOUT seconds, as Whisper).
+CHAT_CONSUMER = env("CHAT_CONSUMER", "multichat").strip()
+if CHAT_CONSUMER not in ("multichat", "fork"):
+    raise ValueError("setting CHAT_CONSUMER: %r (use multichat or fork)" % CHAT_CONSUMER)
+ROOM_PRESENCE_TIMEOUT = int(env("ROOM_PRESENCE_TIMEOUT", "3600"))
+MSG_TYPE_INTERNAL = 6  # the fork's room_users reply

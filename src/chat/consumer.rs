@@ -8,11 +8,15 @@
 //! * the direct reply comes first, so a member's own notices always follow its ack;
 //! * join publishes its enter notice *before* subscribing (no self-notice on a first join);
 //! * leave publishes its leave notice *before* unsubscribing (a subscribed leaver hears it).
+//!
+//! It also keeps the Whisper fork's room presence ([`Presence`], spec §12): refreshed after a
+//! join (before its ack) and after a send, marked `left` on every leave, read by `room_users`.
 
 use std::collections::HashSet;
 
 use indexmap::IndexMap;
 
+use crate::chat::presence::{self, Presence, PresenceUser};
 use crate::chat::protocol::{self, ClientError, Command, Frame, GroupEvent};
 use crate::chat::roomid::{self, RoomKey};
 use crate::django::pyjson::Value;
@@ -22,8 +26,21 @@ use crate::store::{Room, RoomCache};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserSnapshot {
     pub id: i64,
+    /// `get_username()`: what events and presence show.
     pub username: String,
+    /// The user table's `name` column (the fork's), or "".
+    pub name: String,
     pub is_staff: bool,
+}
+
+impl UserSnapshot {
+    fn presence(&self) -> PresenceUser {
+        PresenceUser {
+            id: self.id,
+            username: self.username.clone(),
+            name: self.name.clone(),
+        }
+    }
 }
 
 /// One thing the connection must do, in order.
@@ -53,6 +70,7 @@ enum Notice {
 pub struct Consumer {
     user: UserSnapshot,
     rooms_cache: RoomCache,
+    presence: Presence,
     notify: bool,
     /// The raw room values of successful joins, keyed with Python equality (spec §4.6). An
     /// equal value joined later keeps the first spelling, as a Python `set.add` does.
@@ -62,10 +80,16 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    pub fn new(user: UserSnapshot, rooms_cache: RoomCache, notify_enter_leave: bool) -> Self {
+    pub fn new(
+        user: UserSnapshot,
+        rooms_cache: RoomCache,
+        presence: Presence,
+        notify_enter_leave: bool,
+    ) -> Self {
         Consumer {
             user,
             rooms_cache,
+            presence,
             notify: notify_enter_leave,
             rooms: IndexMap::new(),
             subscribed: HashSet::new(),
@@ -83,6 +107,7 @@ impl Consumer {
             Ok(Command::Join { room }) => self.join(room).await,
             Ok(Command::Leave { room }) => self.leave(room).await,
             Ok(Command::Send { room, message }) => self.send(room, message).await,
+            Ok(Command::RoomUsers { room }) => self.room_users(room).await,
             Err(e) => Err(e),
         };
         result.unwrap_or_else(|e| vec![Effect::Reply(e.frame())])
@@ -99,6 +124,7 @@ impl Consumer {
             };
             let group = group_name(room.id);
             self.notice(&mut effects, &group, Notice::Leave, &raw);
+            self.presence_left(&raw).await;
             if self.subscribed.remove(&room.id) {
                 effects.push(Effect::GroupDiscard(group));
             }
@@ -148,6 +174,7 @@ impl Consumer {
         let group = group_name(room.id);
         let mut effects = vec![Effect::Reply(protocol::join_ack(room.id, &room.title))];
         self.notice(&mut effects, &group, Notice::Enter, &raw);
+        self.presence_refresh(&raw).await;
         self.rooms.entry(key).or_insert(raw);
         if self.subscribed.insert(room.id) {
             effects.push(Effect::GroupAdd(group));
@@ -161,6 +188,7 @@ impl Consumer {
         // Membership is not checked: leaving a room never joined still notifies (spec §4.6).
         let mut effects = vec![Effect::Reply(protocol::leave_ack(room.id))];
         self.notice(&mut effects, &group, Notice::Leave, &raw);
+        self.presence_left(&raw).await;
         if let Ok(key) = RoomKey::from_value(&raw) {
             self.rooms.shift_remove(&key);
         }
@@ -178,9 +206,48 @@ impl Consumer {
             return Err(ClientError::RoomAccessDenied);
         }
         let room = self.room_or_error(&raw).await?;
+        self.presence_refresh(&raw).await;
         Ok(vec![Effect::GroupSend {
             group: group_name(room.id),
             event: GroupEvent::message(raw, &self.user.username, message),
         }])
+    }
+
+    /// The fork's `room_users`: the room's presence dict, or `null`. The fork checks nothing;
+    /// Whisper refuses a staff-only room's presence to non-staff users, as it refuses the
+    /// room itself (README, "Documented differences"). A value no join could accept names a
+    /// key nothing writes: `null` without a lookup.
+    async fn room_users(&mut self, raw: Value) -> Result<Vec<Effect>, ClientError> {
+        let Some(key) = presence::presence_key(&raw) else {
+            return Ok(vec![Effect::Reply(protocol::room_users_reply(
+                &raw,
+                &Value::Null,
+            ))]);
+        };
+        match self.room_or_error(&raw).await {
+            Err(ClientError::RoomAccessDenied) => return Err(ClientError::RoomAccessDenied),
+            Err(ClientError::ServiceUnavailable) => return Err(ClientError::ServiceUnavailable),
+            // A room that does not exist (any more) may still have presence: answer it.
+            Ok(_) | Err(_) => {}
+        }
+        let stored = self
+            .presence
+            .users(&key)
+            .await
+            .map_err(|_| ClientError::ServiceUnavailable)?;
+        let users = presence::users_json(stored.as_ref());
+        Ok(vec![Effect::Reply(protocol::room_users_reply(&raw, &users))])
+    }
+
+    async fn presence_refresh(&self, raw: &Value) {
+        if let Some(key) = presence::presence_key(raw) {
+            self.presence.refresh(&key, &self.user.presence()).await;
+        }
+    }
+
+    async fn presence_left(&self, raw: &Value) {
+        if let Some(key) = presence::presence_key(raw) {
+            self.presence.mark_left(&key, self.user.id).await;
+        }
     }
 }

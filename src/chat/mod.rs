@@ -1,5 +1,6 @@
 //! The multichat protocol: commands, events, room-id semantics, the per-connection consumer.
 
 pub mod consumer;
+pub mod presence;
 pub mod protocol;
 pub mod roomid;

@@ -14,6 +14,8 @@ use crate::django::pyjson::{self, Object, Separators, Value};
 pub const MSG_TYPE_MESSAGE: u8 = 0;
 pub const MSG_TYPE_ENTER: u8 = 4;
 pub const MSG_TYPE_LEAVE: u8 = 5;
+/// The Whisper fork's `MSG_TYPE_INTERNAL`: the `type` of a `room_users` reply (spec §12).
+pub const MSG_TYPE_INTERNAL: u8 = 6;
 
 /// One outbound text frame, serialised once. Cloning bumps a refcount.
 #[derive(Clone, PartialEq, Eq)]
@@ -49,6 +51,8 @@ pub enum Command {
     Join { room: Value },
     Leave { room: Value },
     Send { room: Value, message: Value },
+    /// The Whisper fork's `{"command": "room_users", "room": R}` (spec §12).
+    RoomUsers { room: Value },
 }
 
 /// Every `{"error": CODE}` reply. The first three are the original's (spec §4.8); the rest are
@@ -115,6 +119,9 @@ pub fn parse_command(text: &str) -> Result<Command, ClientError> {
             let message = take("message")?;
             Ok(Command::Send { room, message })
         }
+        Some("room_users") => Ok(Command::RoomUsers {
+            room: take("room")?,
+        }),
         _ => Err(ClientError::UnknownCommand),
     }
 }
@@ -133,6 +140,20 @@ pub fn join_ack(room_id: i64, title: &str) -> Frame {
 /// `{"leave": "<id>"}` (spec §4.7 shape 2).
 pub fn leave_ack(room_id: i64) -> Frame {
     Frame::from_string(format!("{{\"leave\": \"{room_id}\"}}"))
+}
+
+/// The fork's `room_users` reply: `{"type": 6, "room": <raw room>, "data": {"users": U}}`,
+/// `U` being the room's presence dict as `json.dumps` writes it, or `null` (spec §12).
+pub fn room_users_reply(room: &Value, users: &Value) -> Frame {
+    let mut out = String::with_capacity(64);
+    out.push_str("{\"type\": ");
+    out.push(char::from(b'0' + MSG_TYPE_INTERNAL));
+    out.push_str(", \"room\": ");
+    pyjson::dump_into(room, Separators::Python, &mut out);
+    out.push_str(", \"data\": {\"users\": ");
+    pyjson::dump_into(users, Separators::Python, &mut out);
+    out.push_str("}}");
+    Frame::from_string(out)
 }
 
 /// Which Channels event a group message is (spec §4.9): its `type` and its frame's `msg_type`.
@@ -353,6 +374,27 @@ mod tests {
             r#"{"msg_type": 4, "room": 2, "username": "x"}"#
         );
         assert_eq!(EventKind::from_type_name("chat.other"), None);
+    }
+
+    #[test]
+    fn room_users_has_the_forks_shape() {
+        assert_eq!(
+            parse_command(r#"{"command": "room_users", "room": 3}"#),
+            Ok(Command::RoomUsers { room: room("3") })
+        );
+        assert_eq!(
+            parse_command(r#"{"command": "room_users"}"#),
+            Err(ClientError::BadRequest)
+        );
+        assert_eq!(
+            room_users_reply(&room("3"), &Value::Null).as_str(),
+            r#"{"type": 6, "room": 3, "data": {"users": null}}"#
+        );
+        let users = room(r#"{"7": {"username": "Zo\u00eb", "name": "", "left": false, "last_update": 1732900000.5}}"#);
+        assert_eq!(
+            room_users_reply(&room(r#""3""#), &users).as_str(),
+            r#"{"type": 6, "room": "3", "data": {"users": {"7": {"username": "Zo\u00eb", "name": "", "left": false, "last_update": 1732900000.5}}}}"#
+        );
     }
 
     #[test]

@@ -66,6 +66,22 @@ pub struct CacheConfig {
 }
 
 impl CacheConfig {
+    /// What `{"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url,
+    /// "KEY_PREFIX": key_prefix}` gives: Django's own backend with its defaults.
+    pub fn django_defaults(alias: &str, url: Secret, key_prefix: &str) -> CacheConfig {
+        CacheConfig {
+            alias: alias.to_string(),
+            backend: CacheBackend::Django,
+            url,
+            key_prefix: key_prefix.to_string(),
+            version: 1,
+            default_timeout: Some(300),
+            protocol: Protocol::V5,
+            connect_timeout: DEFAULT_IO_TIMEOUT,
+            response_timeout: DEFAULT_IO_TIMEOUT,
+        }
+    }
+
     /// Django's `default_key_func`: `"%s:%s:%s" % (key_prefix, version, key)`.
     pub fn make_key(&self, key: &str) -> String {
         format!("{}:{}:{}", self.key_prefix, self.version, key)
@@ -78,6 +94,8 @@ pub struct Caches {
     pub aliases: BTreeMap<String, CacheConfig>,
     /// `SESSION_CACHE_ALIAS` (Django's default `"default"`).
     pub session_cache_alias: String,
+    /// Aliases whose `BACKEND` Whisper cannot share (alias → backend), for messages.
+    pub other_backends: BTreeMap<String, String>,
 }
 
 impl Caches {
@@ -100,6 +118,7 @@ pub fn parse(
     let mut out = Caches {
         aliases: BTreeMap::new(),
         session_cache_alias,
+        other_backends: BTreeMap::new(),
     };
     let json = caches.map(str::trim).filter(|s| !s.is_empty());
     let root: Map<String, Json> = match json {
@@ -151,6 +170,7 @@ pub fn parse(
         };
         return Err(invalid(NAME, reason));
     }
+    out.other_backends = unsupported;
     Ok(out)
 }
 

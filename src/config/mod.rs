@@ -222,6 +222,9 @@ pub struct Settings {
     pub password_hashing_concurrency: usize,
     /// `AUTH_USER_MODEL`, `AUTH_USER_TABLE`, `USERNAME_FIELD`, `AUTHENTICATION_BACKENDS`.
     pub user_model: UserModel,
+    /// `ROOM_PRESENCE_TIMEOUT` (the Whisper fork's setting): seconds a room's presence lives
+    /// after its last change.
+    pub room_presence_timeout: Duration,
 }
 
 /// A setting that could not be understood.
@@ -409,6 +412,9 @@ impl Settings {
             ws_outbound_queue_bytes: positive("WS_OUTBOUND_QUEUE_BYTES", 4 << 20)?,
             password_hashing_concurrency: positive("PASSWORD_HASHING_CONCURRENCY", cores)?,
             user_model: user_model::from_lookup(&get)?,
+            room_presence_timeout: Duration::from_secs(
+                positive("ROOM_PRESENCE_TIMEOUT", 3600)? as u64,
+            ),
             base_dir,
         };
         for name in [&settings.session_cookie_name, &settings.csrf_cookie_name] {

@@ -11,8 +11,8 @@ use num_bigint::BigInt;
 
 use super::crypto::salted_hmac;
 use super::crypto::{Algorithm, RANDOM_STRING_CHARS, constant_time_eq, get_random_string};
-use super::pickle::{DictKey, PyDict, PyValue};
-use super::pyjson::{self, Object, PyStr, Separators, Value};
+use super::pickle::{self, PyDict, PyValue};
+use super::pyjson::{self, Object, Separators, Value};
 use super::signing;
 
 /// Salt of `session_data` for the db, cached_db, cache and file backends
@@ -159,62 +159,12 @@ impl SessionData {
     /// dict keys their decimal text (as `json.dumps` does); `bytes`, which JSON cannot hold, make
     /// it unusable (`Err` with the reason).
     pub fn from_pickle(dict: &PyDict) -> Result<SessionData, String> {
-        Ok(SessionData(object_from_pickle(dict)?))
+        Ok(SessionData(pickle::object_to_json(dict)?))
     }
 
     /// The session dict as a cache stores it (pickled by the cache backend).
     pub fn to_pickle(&self) -> PyValue {
-        PyValue::Dict(dict_to_pickle(&self.0))
-    }
-}
-
-fn object_from_pickle(dict: &PyDict) -> Result<Object, String> {
-    let mut out = Object::with_capacity(dict.len());
-    for (key, value) in dict.iter() {
-        let key = match key {
-            DictKey::Str(s) => PyStr::from(s.as_str()),
-            DictKey::Int(n) => PyStr::from(n.to_string()),
-        };
-        out.insert(key, value_from_pickle(value)?);
-    }
-    Ok(out)
-}
-
-fn value_from_pickle(value: &PyValue) -> Result<Value, String> {
-    Ok(match value {
-        PyValue::None => Value::Null,
-        PyValue::Bool(b) => Value::Bool(*b),
-        PyValue::Int(n) => Value::Int(n.clone()),
-        PyValue::Float(f) => Value::Float(*f),
-        PyValue::Str(s) => Value::str(s),
-        PyValue::Bytes(_) => return Err("the session holds bytes, which JSON cannot".into()),
-        PyValue::List(items) | PyValue::Tuple(items) => Value::Array(
-            items
-                .iter()
-                .map(value_from_pickle)
-                .collect::<Result<_, _>>()?,
-        ),
-        PyValue::Dict(d) => Value::Object(object_from_pickle(d)?),
-    })
-}
-
-fn dict_to_pickle(object: &Object) -> PyDict {
-    object
-        .iter()
-        .map(|(k, v)| (DictKey::Str(k.to_string_lossy()), value_to_pickle(v)))
-        .collect()
-}
-
-fn value_to_pickle(value: &Value) -> PyValue {
-    match value {
-        Value::Null => PyValue::None,
-        Value::Bool(b) => PyValue::Bool(*b),
-        Value::Int(n) => PyValue::Int(n.clone()),
-        Value::Float(f) => PyValue::Float(*f),
-        // A lone surrogate (possible in JSON, not in UTF-8) becomes U+FFFD.
-        Value::Str(s) => PyValue::Str(s.to_string_lossy()),
-        Value::Array(items) => PyValue::List(items.iter().map(value_to_pickle).collect()),
-        Value::Object(o) => PyValue::Dict(dict_to_pickle(o)),
+        PyValue::Dict(pickle::object_from_json(&self.0))
     }
 }
 

@@ -191,6 +191,76 @@ impl DjangoCache {
         Ok(n > 0)
     }
 
+    /// A read-modify-write of one key that no concurrent writer through this method can undo:
+    /// `change` gets what the key holds (`None` when missing) and returns the new value, or
+    /// `None` to leave the key alone. The write happens only while the key still holds the
+    /// bytes that were read (a Lua script compares their SHA-1 inside Redis); otherwise the
+    /// read and `change` are repeated, at most [`UPDATE_ATTEMPTS`] times. Whether it wrote.
+    ///
+    /// Python code that does `cache.get()` then `cache.set()` (the Whisper fork's presence) is
+    /// not protected from itself, but it can no longer make Whisper's updates disappear
+    /// between its read and its write any more than Whisper's make its own disappear.
+    pub async fn update<F>(
+        &self,
+        key: &str,
+        timeout: Timeout,
+        mut change: F,
+    ) -> Result<bool, StoreError>
+    where
+        F: FnMut(Option<Cached>) -> Option<PyValue>,
+    {
+        let redis_key = self.key(key);
+        let cap = self.limits.max_bytes;
+        for _ in 0..UPDATE_ATTEMPTS {
+            let raw: Vec<u8> = self
+                .query(redis::cmd("GETRANGE").arg(&redis_key).arg(0).arg(cap))
+                .await?;
+            let (current, expected) = if raw.is_empty() {
+                (None, String::new())
+            } else if raw.len() > cap {
+                // Only a prefix was read: its hash cannot match, so the write is unconditional.
+                let too_large = PickleError::TooLarge {
+                    size: raw.len(),
+                    limit: cap,
+                };
+                (Some(Cached::Unreadable(too_large)), "*".to_string())
+            } else {
+                let digest = hex::encode(<sha1::Sha1 as sha1::Digest>::digest(&raw));
+                (Some(decode(&raw, self.limits)), digest)
+            };
+            let Some(value) = change(current) else {
+                return Ok(false);
+            };
+            let seconds = self.resolve(timeout);
+            if seconds.is_some_and(|s| s <= 0) {
+                return self.delete(key).await;
+            }
+            let (unit, amount) = match (seconds, self.config.backend) {
+                (None, _) => ("", 0),
+                (Some(s), CacheBackend::Django) => ("EX", s),
+                (Some(s), CacheBackend::DjangoRedis) => ("PX", s.saturating_mul(1000)),
+            };
+            let mut conn = self.conn.clone();
+            let written: i64 = compare_and_set_script()
+                .key(&redis_key)
+                .arg(expected)
+                .arg(encode(&value, &self.config))
+                .arg(unit)
+                .arg(amount)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(cache_error)?;
+            if written == 1 {
+                return Ok(true);
+            }
+        }
+        tracing::warn!(
+            key = %redis_key,
+            "cache update given up after {UPDATE_ATTEMPTS} concurrent changes"
+        );
+        Ok(false)
+    }
+
     /// `Some(seconds)` to expire, `None` for no expiry.
     fn resolve(&self, timeout: Timeout) -> Option<i64> {
         match timeout {
@@ -263,6 +333,33 @@ impl DjangoCache {
         let reply: Option<String> = self.query(&cmd).await?;
         Ok(reply.is_some())
     }
+}
+
+/// Reads before giving up in [`DjangoCache::update`].
+pub const UPDATE_ATTEMPTS: usize = 5;
+
+/// `SET key value [EX|PX n]` only while the key holds what was read: `ARGV[1]` is the SHA-1 of
+/// those bytes (`""` = the key was missing, `"*"` = write whatever it holds).
+fn compare_and_set_script() -> &'static redis::Script {
+    static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
+    SCRIPT.get_or_init(|| {
+        redis::Script::new(
+            r"
+local current = redis.call('GET', KEYS[1])
+if ARGV[1] ~= '*' then
+  local seen = ''
+  if current then seen = redis.sha1hex(current) end
+  if seen ~= ARGV[1] then return 0 end
+end
+if ARGV[3] == '' then
+  redis.call('SET', KEYS[1], ARGV[2])
+else
+  redis.call('SET', KEYS[1], ARGV[2], ARGV[3], ARGV[4])
+end
+return 1
+",
+        )
+    })
 }
 
 #[derive(Clone, Copy)]

@@ -29,6 +29,7 @@ use axum::routing::{any, get};
 use tokio::sync::watch;
 use tower_http::services::ServeDir;
 
+use crate::chat::presence::Presence;
 use crate::config::Settings;
 use crate::django::hashers::{self, HasherConfig};
 use crate::fanout::Broker;
@@ -46,6 +47,8 @@ pub struct Inner {
     /// `SESSION_ENGINE` over the database and the cache: load / save / delete a session.
     pub sessions: SessionStore,
     pub rooms: RoomCache,
+    /// The Whisper fork's room presence (`room_users`).
+    pub presence: Presence,
     pub broker: Arc<dyn Broker>,
     pub templates: Templates,
     pub hasher: HasherConfig,
@@ -71,6 +74,7 @@ impl AppState {
         settings: Settings,
         store: Store,
         sessions: SessionStore,
+        presence: Presence,
         broker: Arc<dyn Broker>,
         templates: Templates,
         shutdown: watch::Receiver<bool>,
@@ -83,6 +87,7 @@ impl AppState {
             store,
             sessions,
             rooms,
+            presence,
             broker,
             templates,
             hasher,

@@ -12,6 +12,7 @@
 //! |---|---|
 //! | database or session cache unreachable at the handshake | HTTP 503, no socket |
 //! | malformed or unknown command, bad room | `{"error": CODE}` reply, socket stays open |
+//! | `room_users` for a staff-only room, from a non-staff user | `{"error": "ROOM_ACCESS_DENIED"}` |
 //! | binary frame | close 1003 |
 //! | frame over `WS_MAX_MESSAGE_BYTES` | close 1009 |
 //! | invalid UTF-8 / protocol violation | close 1007 / 1002 |
@@ -110,12 +111,14 @@ async fn run(app: AppState, mut socket: WebSocket, user: User) {
     let snapshot = UserSnapshot {
         id: user.id,
         username: user.username,
+        name: user.name.unwrap_or_default(),
         is_staff: user.is_staff,
     };
     tracing::debug!(conn = id, user = %snapshot.username, "WebSocket open");
     let mut consumer = Consumer::new(
         snapshot,
         app.rooms.clone(),
+        app.presence.clone(),
         app.settings.notify_users_on_enter_or_leave_rooms,
     );
     let mut shutdown = app.shutdown.clone();

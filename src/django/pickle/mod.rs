@@ -60,11 +60,13 @@ use num_bigint::BigInt;
 mod decode;
 mod encode;
 mod guard;
+mod json;
 #[cfg(test)]
 mod tests;
 
 pub use decode::{loads, loads_with};
 pub use encode::dumps;
+pub use json::{from_json, object_from_json, object_to_json, to_json};
 
 /// Bounds on what [`loads`] accepts; past them a pickle is refused before it is decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
