@@ -36,6 +36,7 @@ const CORE: &str = "channels_redis.core.RedisChannelLayer";
 /// One test's layer: its backend and a prefix no other test uses.
 struct Layer {
     json: String,
+    prefix: String,
     database_url: String,
 }
 
@@ -50,16 +51,22 @@ impl Layer {
             json: format!(
                 r#"{{"default": {{"BACKEND": "{backend}", "CONFIG": {{"hosts": ["{redis}"], "prefix": "{prefix}"}}}}}}"#
             ),
+            prefix,
             database_url: database_url.to_string(),
         }
     }
 
     async fn whisper(&self) -> TestServer {
-        TestServer::start_with(&[
-            ("DATABASE_URL", &self.database_url),
-            ("CHANNEL_LAYERS", &self.json),
-        ])
-        .await
+        self.whisper_with(&[]).await
+    }
+
+    async fn whisper_with(&self, vars: &[(&str, &str)]) -> TestServer {
+        let mut all = vec![
+            ("DATABASE_URL", self.database_url.as_str()),
+            ("CHANNEL_LAYERS", self.json.as_str()),
+        ];
+        all.extend_from_slice(vars);
+        TestServer::start_with(&all).await
     }
 
     fn python_server(&self, server: Server, log: std::path::PathBuf) -> Daphne {
@@ -341,6 +348,17 @@ async fn mixed_fleet(backend: &str, server: Server) {
     drop(python);
 }
 
+/// `/healthz`'s channel-layer counters.
+async fn redis_counters(server: &TestServer) -> serde_json::Value {
+    let body: serde_json::Value = reqwest::get(server.url("/healthz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["redis_counters"].clone()
+}
+
 /// Polls `/healthz` until its `redis` field says `want`.
 async fn wait_redis(server: &TestServer, want: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
@@ -465,4 +483,77 @@ async fn pubsub_layer_mixed_fleet_with_uvicorn() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn core_layer_mixed_fleet_with_daphne() {
     mixed_fleet(CORE, Server::Daphne).await;
+}
+
+/// The largest `ZCARD` of any process queue (`prefix + "specific.*"`) until `stop` says so,
+/// polled back to back (one script per poll, so each reading is one consistent moment).
+async fn peak_queue(url: String, prefix: String, stop: tokio::sync::watch::Receiver<bool>) -> i64 {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let script = "local m = 0 for _, k in ipairs(redis.call('KEYS', ARGV[1])) do \
+                  local n = redis.call('ZCARD', k) if n > m then m = n end end return m";
+    let mut peak = 0;
+    while !*stop.borrow() {
+        let n: i64 = redis::cmd("EVAL")
+            .arg(script)
+            .arg(0)
+            .arg(format!("{prefix}specific.*"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        peak = peak.max(n);
+    }
+    peak
+}
+
+/// Issue 9: with the default `capacity` (100), a burst of 1,000 messages from one sender
+/// reaches the members on another process, all of them, in order; no process counts a loss.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn core_layer_burst_of_1000_crosses_processes_without_loss() {
+    let redis = PrivateRedis::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:///{}", dir.path().join("shared.sqlite3").display());
+    let layer = Layer::on(&redis.url(), CORE, &db);
+    // Room lookups cached, as in production: the burst reaches Redis as fast as Whisper can go.
+    let w1 = layer.whisper_with(&[("ROOM_CACHE_TTL", "10")]).await;
+    let w2 = layer.whisper_with(&[("ROOM_CACHE_TTL", "10")]).await;
+    let room = w1.create_room("Lobby", false).await;
+    let r = room.to_string();
+    let mut sender = w1.ws_for(w1.create_user("alice", false).await).await;
+    sender.call(&join(&r)).await;
+    let mut members = Vec::new();
+    for name in ["bob", "carol"] {
+        let mut ws = w2.ws_for(w1.create_user(name, false).await).await;
+        ws.call(&join(&r)).await;
+        members.push(ws);
+    }
+    frames(&mut sender, 2).await;
+    frames(&mut members[0], 1).await;
+
+    const N: usize = 1000;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let poller = tokio::spawn(peak_queue(redis.url(), layer.prefix.clone(), stopped));
+    let burst: Vec<String> = (0..N).map(|i| send(&r, &format!("\"m{i}\""))).collect();
+    sender.send_all(&burst).await;
+    for ws in members.iter_mut().chain([&mut sender]) {
+        let got = frames(ws, N).await;
+        for (i, frame) in got.iter().enumerate() {
+            assert_eq!(
+                *frame,
+                format!(
+                    r#"{{"msg_type": 0, "room": {r}, "username": "alice", "message": "m{i}"}}"#
+                )
+            );
+        }
+    }
+    stop.send(true).unwrap();
+    let peak = poller.await.unwrap();
+    println!(
+        "core layer: a burst of {N} crossed processes; peak queue length {peak} (capacity 100)"
+    );
+    for server in [&w1, &w2] {
+        let counters = redis_counters(server).await;
+        assert_eq!(counters["over_capacity"], 0, "{counters}");
+        assert_eq!(counters["publish_failures"], 0, "{counters}");
+    }
 }

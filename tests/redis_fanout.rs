@@ -435,7 +435,8 @@ async fn healthz_reports_broker_and_redis_state() {
     assert_eq!(status, 200);
     assert_eq!(
         body,
-        serde_json::json!({"status": "ok", "database": "ok", "broker": "redis", "redis": "ok", "open_sockets": 1})
+        serde_json::json!({"status": "ok", "database": "ok", "broker": "redis", "redis": "ok", "open_sockets": 1,
+            "redis_counters": {"published": 0, "publish_failures": 0, "over_capacity": 0, "received": 0, "ignored": 0}})
     );
     drop(ws);
     server.stop().await;

@@ -38,21 +38,31 @@ pub async fn healthz(
         Ok(Ok(()))
     );
     let redis = match broker.map(|Extension(b)| b) {
-        Some(BrokerHealth::Redis(b)) => Some(b.status().connected),
+        Some(BrokerHealth::Redis(b)) => Some(b.status()),
         Some(BrokerHealth::Local) | None => None,
     };
-    let status = match (database_ok, redis) {
+    let redis_up = redis.as_ref().map(|s| s.connected);
+    let status = match (database_ok, redis_up) {
         (false, _) => "unavailable",
         (true, Some(false)) => "degraded",
         (true, _) => "ok",
     };
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "status": status,
         "database": if database_ok { "ok" } else { "unavailable" },
         "broker": if redis.is_some() { "redis" } else { "local" },
-        "redis": redis.map(|up| if up { "ok" } else { "down" }),
+        "redis": redis_up.map(|up| if up { "ok" } else { "down" }),
         "open_sockets": app.open_sockets(),
     });
+    if let Some(s) = redis {
+        body["redis_counters"] = serde_json::json!({
+            "published": s.published,
+            "publish_failures": s.publish_failures,
+            "over_capacity": s.over_capacity,
+            "received": s.received,
+            "ignored": s.ignored,
+        });
+    }
     let status = if database_ok {
         StatusCode::OK
     } else {

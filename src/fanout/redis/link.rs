@@ -23,8 +23,9 @@ use crate::fanout::LocalHub;
 pub(super) const PROCESS_ID_LEN: usize = 16;
 /// Commands waiting for the publisher task; beyond this they are dropped and counted.
 pub(super) const PUBLISH_QUEUE: usize = 16 * 1024;
-/// Commands sent as one pipeline at most.
-const MAX_PIPELINE: usize = 512;
+/// Commands sent as one pipeline at most (PUBLISH; the core layer's sends use a smaller bound,
+/// see `core::pipeline_limit`).
+pub(super) const MAX_PIPELINE: usize = 512;
 pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub(super) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -296,11 +297,12 @@ pub(super) async fn publisher(
     mut rx: mpsc::Receiver<redis::Cmd>,
     mut stop: watch::Receiver<()>,
     membership: Option<Arc<Membership>>,
+    max_pipeline: usize,
 ) {
     let mut conn: Option<MultiplexedConnection> = None;
     let mut backoff = first_backoff();
     let mut retry_at = Instant::now();
-    let mut batch: Vec<redis::Cmd> = Vec::with_capacity(MAX_PIPELINE);
+    let mut batch: Vec<redis::Cmd> = Vec::with_capacity(max_pipeline);
     loop {
         if conn.is_none() && Instant::now() >= retry_at {
             match open(&client, membership.as_deref()).await {
@@ -335,7 +337,7 @@ pub(super) async fn publisher(
             }
         };
         tokio::select! {
-            n = rx.recv_many(&mut batch, MAX_PIPELINE) => {
+            n = rx.recv_many(&mut batch, max_pipeline) => {
                 if n == 0 {
                     break;
                 }

@@ -104,6 +104,7 @@ impl RedisBroker {
                     rx,
                     stopped.clone(),
                     None,
+                    link::MAX_PIPELINE,
                 ));
                 tokio::spawn(pubsub::subscriber(shared.clone(), f, client, stopped));
                 Format::PubSub(f)
@@ -123,6 +124,7 @@ impl RedisBroker {
                     rx,
                     stopped,
                     Some(membership.clone()),
+                    core::pipeline_limit(params.capacity),
                 ));
                 Format::Core(membership)
             }
