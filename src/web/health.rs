@@ -1,7 +1,10 @@
 //! `GET /healthz`: the state of what a process depends on, for load balancers and operators.
 //!
 //! `{"status": "ok"|"degraded"|"unavailable", "database": "ok"|"unavailable",
-//! "broker": "local"|"redis", "redis": "ok"|"down"|null, "open_sockets": N}`.
+//! "broker": "local"|"redis", "redis": "ok"|"down"|null, "open_sockets": N}`, and with Redis
+//! `"redis_hosts": ["ok"|"down", …]` (each `CHANNEL_LAYERS` host, in config order; `"redis"`
+//! is `"down"` when any is) and `"redis_counters"` (events published, publish failures,
+//! messages dropped at a full queue, events received, payloads ignored).
 //!
 //! 503 only when the database is unreachable (no login, no page, no join works). With Redis
 //! down the process still serves its own members, so it answers 200 with `"degraded"`: a
@@ -55,6 +58,12 @@ pub async fn healthz(
         "open_sockets": app.open_sockets(),
     });
     if let Some(s) = redis {
+        let hosts: Vec<&str> = s
+            .hosts
+            .iter()
+            .map(|up| if *up { "ok" } else { "down" })
+            .collect();
+        body["redis_hosts"] = serde_json::json!(hosts);
         body["redis_counters"] = serde_json::json!({
             "published": s.published,
             "publish_failures": s.publish_failures,
