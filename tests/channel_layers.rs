@@ -19,140 +19,12 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
-
-use common::python::{COMPAT, Daphne, Server};
+use common::channel_layer::{CORE, Layer, PUBSUB, frames};
+use common::python::Server;
 use common::redis_server::{PrivateRedis, command_calls};
-use common::{SECRET, TestServer, Ws, join, send, ws_to};
-
-const REDIS: &str = "redis://127.0.0.1:6379/0";
-const PUBSUB: &str = "channels_redis.pubsub.RedisPubSubChannelLayer";
-const CORE: &str = "channels_redis.core.RedisChannelLayer";
-
-/// One test's layer: its backend and a prefix no other test uses.
-struct Layer {
-    json: String,
-    prefix: String,
-    database_url: String,
-}
-
-impl Layer {
-    fn new(backend: &str, database_url: &str) -> Layer {
-        Self::on(REDIS, backend, database_url)
-    }
-
-    fn on(redis: &str, backend: &str, database_url: &str) -> Layer {
-        let prefix = format!("wt{:016x}", rand::random::<u64>());
-        Layer {
-            json: format!(
-                r#"{{"default": {{"BACKEND": "{backend}", "CONFIG": {{"hosts": ["{redis}"], "prefix": "{prefix}"}}}}}}"#
-            ),
-            prefix,
-            database_url: database_url.to_string(),
-        }
-    }
-
-    async fn whisper(&self) -> TestServer {
-        self.whisper_with(&[]).await
-    }
-
-    async fn whisper_with(&self, vars: &[(&str, &str)]) -> TestServer {
-        let mut all = vec![
-            ("DATABASE_URL", self.database_url.as_str()),
-            ("CHANNEL_LAYERS", self.json.as_str()),
-        ];
-        all.extend_from_slice(vars);
-        TestServer::start_with(&all).await
-    }
-
-    fn python_server(&self, server: Server, log: std::path::PathBuf) -> Daphne {
-        Daphne::start_with(
-            server,
-            &self.database_url,
-            &[("CHANNEL_LAYERS", &self.json)],
-            log,
-        )
-    }
-
-    fn tool(&self, args: &[&str]) -> Command {
-        let python = format!("{COMPAT}/.venv/bin/python");
-        assert!(
-            std::path::Path::new(&python).exists(),
-            "{python} is missing: run compat/bootstrap.sh 5.2 (./manage test does)"
-        );
-        let mut cmd = Command::new(python);
-        cmd.arg("layer_tool.py")
-            .args(args)
-            .current_dir(COMPAT)
-            .env("CHANNEL_LAYERS", &self.json)
-            .env("DATABASE_URL", &self.database_url)
-            .env("SECRET_KEY", SECRET)
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        cmd
-    }
-
-    /// Django code's `group_send`, one call per event, in order.
-    async fn group_send(&self, group: &str, events: &[&str]) {
-        let mut args = vec!["send", group];
-        args.extend_from_slice(events);
-        let out = self.tool(&args).output().await.unwrap();
-        assert!(
-            out.status.success(),
-            "layer_tool send failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout).trim(),
-            format!("sent {}", events.len())
-        );
-    }
-
-    /// Django code listening on `group`; returns once its `group_add` is done.
-    async fn listen(&self, group: &str, count: usize) -> Listener {
-        let mut child = self
-            .tool(&["listen", group, &count.to_string(), "20"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("layer_tool listen did not start")
-            .unwrap();
-        assert_eq!(
-            first.as_deref(),
-            Some("ready"),
-            "layer_tool listen: {first:?}"
-        );
-        Listener {
-            _child: child,
-            lines,
-        }
-    }
-}
-
-struct Listener {
-    _child: Child,
-    lines: Lines<BufReader<ChildStdout>>,
-}
-
-impl Listener {
-    /// The next event Django code received, as a JSON value.
-    async fn next(&mut self) -> serde_json::Value {
-        let line = tokio::time::timeout(Duration::from_secs(10), self.lines.next_line())
-            .await
-            .expect("no event reached the Python listener")
-            .unwrap()
-            .expect("listener ended");
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"))
-    }
-}
+use common::{TestServer, join, send, ws_to};
 
 async fn fixture(backend: &str) -> (tempfile::TempDir, Layer) {
     let dir = tempfile::tempdir().unwrap();
@@ -248,15 +120,6 @@ async fn whisper_events_reach_django_code(backend: &str) {
         }
         assert_eq!(got, want);
     }
-}
-
-/// Reads `n` frames; panics on anything unexpected.
-async fn frames(ws: &mut Ws, n: usize) -> Vec<String> {
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        out.push(ws.recv().await);
-    }
-    out
 }
 
 async fn mixed_fleet(backend: &str, server: Server) {

@@ -2,6 +2,7 @@
 //! clients (cookies, CSRF) and real WebSocket clients.
 #![allow(dead_code)]
 
+pub mod channel_layer;
 pub mod pg;
 pub mod python;
 pub mod redis_server;
