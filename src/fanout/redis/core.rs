@@ -517,6 +517,66 @@ mod tests {
     }
 
     #[test]
+    fn sends_on_two_hosts_follow_channels_redis() {
+        use super::super::ring::Ring;
+        use super::super::shared::Topology;
+        use crate::django::pyjson::Value;
+        let topology = Topology {
+            hosts: vec!["a".into(), "b".into()],
+            ring: Ring::new(2, ""),
+            inbox: Some(0),
+        };
+        let shared = Arc::new(Shared::new("asgi", [0xab; 16], topology, "test"));
+        let m = Membership::new(shared, CoreParams::default());
+        let event = GroupEvent::message(Value::int(1), "ann", Value::str("hi"));
+        let Job::Members(members, out) = m.send_job("room-1", &event) else {
+            panic!("two hosts: members first")
+        };
+        let args = members.args_iter().count();
+        assert_eq!(args, 6, "EVALSHA sha 1 key score group_expiry");
+        // The group: this process (skipped), two channels of one Python process (one message
+        // naming both), one of another.
+        let py1 = "specific.0123456789abcdef0123456789abcdef!";
+        let py2 = "specific.3dde!";
+        let reply = redis::Value::Array(
+            [
+                m.names().channel("room-1"),
+                format!("{py1}aaa"),
+                format!("{py2}ccc"),
+                format!("{py1}bbb"),
+            ]
+            .into_iter()
+            .map(|c| redis::Value::BulkString(c.into_bytes()))
+            .collect(),
+        );
+        // channels_redis' `_consistent_hash(name, 2)`: py1 → 0 (recorded in `ring`'s tests),
+        // py2 → 1 (`specific.3dde!`, checked the same way): one push to each host.
+        let pushes = m.route(&out, &reply);
+        let args = |cmd: &redis::Cmd| -> Vec<Vec<u8>> {
+            cmd.args_iter()
+                .map(|a| match a {
+                    redis::Arg::Simple(b) => b.to_vec(),
+                    _ => Vec::new(),
+                })
+                .collect()
+        };
+        assert_eq!(pushes.iter().map(|p| p.0).collect::<Vec<_>>(), [0, 1]);
+        // EVALSHA sha 1 key message score expiry capacity
+        let to_py1 = args(&pushes[0].1);
+        assert_eq!(to_py1.len(), 8);
+        assert_eq!(to_py1[2], b"1");
+        assert_eq!(to_py1[3], format!("asgi{py1}").into_bytes());
+        let decoded = event::decode(&to_py1[4][12..]).unwrap();
+        assert_eq!(decoded.frame, *event.frame());
+        assert_eq!(decoded.channels, [format!("{py1}aaa"), format!("{py1}bbb")]);
+        assert_eq!((&to_py1[6][..], &to_py1[7][..]), (&b"60"[..], &b"100"[..]));
+        let to_py2 = args(&pushes[1].1);
+        assert_eq!(to_py2[3], format!("asgi{py2}").into_bytes());
+        let decoded = event::decode(&to_py2[4][12..]).unwrap();
+        assert_eq!(decoded.channels, [format!("{py2}ccc")]);
+    }
+
+    #[test]
     fn scores_increase_strictly() {
         let shared = Arc::new(Shared::for_test("p", [1; 16]));
         let m = Membership::new(shared, CoreParams::default());
