@@ -21,10 +21,10 @@
 //! prunes and reads the group, then one [`PUSH_SCRIPT`] per host holding member queues pushes
 //! to all of them there. Send scores are strictly increasing per process, so a sender's events
 //! keep their order in every queue. Senders push at most [`pipeline_limit`] messages per round
-//! trip, and the reader (`inbox`) drains its queue in batches, so a queue stays far below
-//! `capacity` even under a burst from one sender (a thousand messages: 25 at the peak, where
-//! 512-command pipelines and one pop per round trip hit the 100-message `capacity` and lost
-//! a third of them).
+//! trip, and the reader (`inbox`) has Redis drain its queue in batches, so a queue stays far
+//! below `capacity` even under a burst from one sender (a thousand messages: 24 at the peak,
+//! where 512-command pipelines and one pop per round trip hit the 100-message `capacity` and
+//! lost a third of them).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};

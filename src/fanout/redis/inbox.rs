@@ -2,11 +2,16 @@
 //! (`prefix + "specific.<process>!"`, on the host the ring gives that name) and handing each
 //! message to the local members of the groups it names.
 //!
-//! Two `BZPOPMIN` + `ZPOPMIN` pipelines are always on their way on the reader's own
-//! connection: one of them waits in Redis while the other's batch is handed out, so the queue
-//! is drained within the turn of Redis' event loop that filled it, by up to [`DRAIN`] messages
-//! per pop. With the senders' bound on what they push per round trip
-//! (`core::pipeline_limit`), a queue stays far below `capacity` even under a burst.
+//! The reader keeps [`POPS_IN_FLIGHT`] `BZPOPMIN` + `ZPOPMIN` pipelines on their way on its own
+//! connection. Redis serves the next one as soon as a message arrives and drains the queue
+//! behind it within that turn of its event loop, by up to [`DRAIN`] messages, so messages leave
+//! the capacity-bound queue even while this process is busy elsewhere (a burst of deliveries
+//! to its sockets, two cores shared with everything else): they wait in the connection, at most
+//! `POPS_IN_FLIGHT × DRAIN` of them, instead of in a queue that refuses the 101st. With two
+//! pops, a 2-core machine at 600,000 deliveries/s (scenario 6) filled the 100-message queue in
+//! the reader's pauses and lost messages; with 64, no step of the scenario lost any and the
+//! queue never held more than a few dozen. With the senders' bound on what they push per round
+//! trip (`core::pipeline_limit`), a burst from one sender does not fill it either.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -24,10 +29,11 @@ use super::shared::{Link, Shared};
 
 /// Messages taken from the queue per `ZPOPMIN` after a blocking pop.
 const DRAIN: usize = 256;
-/// Pops sent ahead of their replies.
-const POPS_IN_FLIGHT: usize = 2;
-/// `BZPOPMIN` blocks this long (seconds) before the reader loops (and checks for shutdown).
-const BLOCK_SECONDS: u64 = 1;
+/// Pops sent ahead of their replies: how many turns of Redis' event loop move messages out of
+/// the queue without this process (at least one message each).
+const POPS_IN_FLIGHT: usize = 64;
+/// `BZPOPMIN` blocks this long before giving up (Redis ≥ 6 takes fractions of a second).
+const BLOCK: Duration = Duration::from_millis(50);
 
 /// Hands one queued message to the local members of the groups it names.
 fn on_message(shared: &Shared, names: &Names, member: &[u8], prefix_len: usize) {
@@ -57,14 +63,14 @@ fn on_message(shared: &Shared, names: &Names, member: &[u8], prefix_len: usize) 
 
 type Popped = Vec<(Vec<u8>, f64)>;
 
-/// One round trip: waits (at most `BLOCK_SECONDS`) for the next message, and takes whatever
+/// One round trip: waits (at most [`BLOCK`]) for the next message, and takes whatever
 /// else is queued behind it: Redis runs the pipelined `ZPOPMIN` as soon as the `BZPOPMIN`
 /// unblocks, so a busy queue is drained by up to [`DRAIN`] messages per pop.
 async fn pop(mut conn: MultiplexedConnection, queue: String) -> redis::RedisResult<Popped> {
     let (first, more): (Option<(String, Vec<u8>, f64)>, Popped) = redis::pipe()
         .cmd("BZPOPMIN")
         .arg(&queue)
-        .arg(BLOCK_SECONDS)
+        .arg(BLOCK.as_secs_f64())
         .cmd("ZPOPMIN")
         .arg(&queue)
         .arg(DRAIN)
@@ -76,9 +82,7 @@ async fn pop(mut conn: MultiplexedConnection, queue: String) -> redis::RedisResu
     Ok(out)
 }
 
-/// Owns the queue-reading connection. Two pops are always on their way, so one of them waits
-/// in Redis while the other's batch is handed out: a message is popped in the same turn of
-/// Redis' event loop that queued it, and a busy queue never waits for this process.
+/// Owns the queue-reading connection, with [`POPS_IN_FLIGHT`] pops always on their way.
 pub(super) async fn reader(
     shared: Arc<Shared>,
     membership: Arc<Membership>,
@@ -89,9 +93,8 @@ pub(super) async fn reader(
     let names = membership.names().clone();
     let host = membership.inbox_host();
     let mut backoff = link::first_backoff();
-    // The second pop may wait for the first one's block to end, then block itself.
-    let response_timeout =
-        Duration::from_secs(POPS_IN_FLIGHT as u64 * BLOCK_SECONDS) + link::RESPONSE_TIMEOUT;
+    // The last pop may wait for every pop before it to time out, then block itself.
+    let response_timeout = BLOCK * POPS_IN_FLIGHT as u32 + link::RESPONSE_TIMEOUT;
     loop {
         let error = match link::connect(&client, response_timeout).await {
             Ok(conn) => {
