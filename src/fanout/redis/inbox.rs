@@ -6,12 +6,13 @@
 //! connection. Redis serves the next one as soon as a message arrives and drains the queue
 //! behind it within that turn of its event loop, by up to [`DRAIN`] messages, so messages leave
 //! the capacity-bound queue even while this process is busy elsewhere (a burst of deliveries
-//! to its sockets, two cores shared with everything else): they wait in the connection, at most
-//! `POPS_IN_FLIGHT × DRAIN` of them, instead of in a queue that refuses the 101st. With two
-//! pops, a 2-core machine at 600,000 deliveries/s (scenario 6) filled the 100-message queue in
-//! the reader's pauses and lost messages; with 64, no step of the scenario lost any and the
-//! queue never held more than a few dozen. With the senders' bound on what they push per round
-//! trip (`core::pipeline_limit`), a burst from one sender does not fill it either.
+//! to its sockets, two cores shared with everything else). They wait in the connection instead
+//! of in a queue that refuses the 101st: at most `POPS_IN_FLIGHT` × `capacity` of them, since a
+//! pop takes no more than the queue holds. With two pops, a 2-core machine at 600,000
+//! deliveries/s (scenario 6) filled the 100-message queue in the reader's pauses and lost
+//! messages; with 64, no step of the scenario lost any and the queue never held more than a few
+//! dozen. With the senders' bound on what they push per round trip (`core::pipeline_limit`), a
+//! burst from one sender does not fill it either.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
