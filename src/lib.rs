@@ -8,7 +8,7 @@
 //! | [`config`] | the typed settings struct, with Django's setting names and defaults (`CHANNEL_LAYERS`, `CACHES`, `DJANGO_VERSION` + `PASSWORD_HASHERS` and the user model included) |
 //! | [`store`]  | Django's storage: SQL on its own tables (`auth_user` or a custom `AUTH_USER_MODEL`'s, read from the catalog; `django_session`, `chat_room`, migrations) for SQLite and PostgreSQL, its Redis cache, and the session engines over both |
 //! | [`chat`]   | the multichat protocol: commands, events, room-id semantics, the per-connection consumer |
-//! | [`fanout`] | room membership and delivery: the `Broker` trait, bounded per-socket queues, the in-process hub, and the Redis broker speaking Whisper's format or channels_redis' (pub/sub and core, msgpack) |
+//! | [`fanout`] | room membership and delivery: the `Broker` trait, bounded per-socket queues, the in-process hub, and the Redis broker speaking Whisper's format or channels_redis' (pub/sub and core, msgpack, sharded over several hosts as channels_redis shards) |
 //! | [`web`]    | HTTP routes, pages, templates, the WebSocket handler, error-to-response mapping, the low-priority password-hashing threads |
 //! | [`startup`]| wiring: settings → state → router → `serve(listener, shutdown)` |
 //! | [`cli`]    | the `./manage` subcommands, one file each |

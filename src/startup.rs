@@ -121,10 +121,12 @@ async fn make_broker(settings: &Settings) -> anyhow::Result<(Arc<dyn Broker>, Br
         return Ok((Arc::new(LocalHub::new()), BrokerHealth::Local));
     };
     let broker = RedisBroker::connect(layer).await.with_context(|| {
-        format!(
-            "invalid Redis URL {}",
-            crate::config::redact_url(layer.url.expose())
-        )
+        let urls: Vec<String> = layer
+            .hosts
+            .iter()
+            .map(|url| crate::config::redact_url(url.expose()))
+            .collect();
+        format!("invalid Redis URL among {}", urls.join(", "))
     })?;
     if !broker.status().connected {
         tracing::warn!("starting with Redis unreachable: local delivery only until it is back");

@@ -1,14 +1,16 @@
 //! CI smoke of the load generator (`src/bin/bench`, issue 5): every scenario with tiny numbers
 //! against Whisper, the bare reference server and the Python app under uvicorn, so the bench
 //! cannot rot. It asserts that the run completes and that every measured step delivered every
-//! message — never a speed (the p99 limit is lifted to 10 s). It needs Redis on 127.0.0.1:6379
+//! message (scenario 6 on all three channel-layer formats, with both processes' loss counters
+//! at zero) — never a speed (the p99 limit is lifted to 10 s). It needs Redis on 127.0.0.1:6379
 //! and compat/.venv (`compat/bootstrap.sh 5.2`, run by `./manage test`); without them the bench
 //! exits non-zero and this test fails.
 
 use std::collections::HashMap;
 use std::process::Command;
 
-/// The `RESULT target=… scenario=… key=value …` lines of a run, keyed by (target, scenario).
+/// The `RESULT target=… scenario=… key=value …` lines of a run, keyed by (target, scenario),
+/// scenario 6 as `6/<layer>`.
 fn results(stdout: &str) -> HashMap<(String, String), HashMap<String, String>> {
     let mut out = HashMap::new();
     for line in stdout.lines().filter_map(|l| l.strip_prefix("RESULT ")) {
@@ -17,10 +19,11 @@ fn results(stdout: &str) -> HashMap<(String, String), HashMap<String, String>> {
             .filter_map(|kv| kv.split_once('='))
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        out.insert(
-            (fields["target"].clone(), fields["scenario"].clone()),
-            fields,
-        );
+        let scenario = match fields.get("layer") {
+            Some(layer) => format!("{}/{layer}", fields["scenario"]),
+            None => fields["scenario"].clone(),
+        };
+        out.insert((fields["target"].clone(), scenario), fields);
     }
     out
 }
@@ -77,7 +80,7 @@ fn a_tiny_bench_run_completes_with_zero_loss_on_whisper_bare_and_uvicorn() {
             scenarios.push("5");
         }
         if target == "whisper" {
-            scenarios.push("6");
+            scenarios.extend(["6/own", "6/pubsub", "6/core"]);
         }
         for scenario in scenarios {
             let r = get(target, scenario);
@@ -101,8 +104,12 @@ fn a_tiny_bench_run_completes_with_zero_loss_on_whisper_bare_and_uvicorn() {
             if scenario == "5" {
                 assert_eq!(r["login_failures"], "0", "{target}: {r:?}");
             }
+            if scenario.starts_with("6/") {
+                assert_eq!(r["publish_failures"], "0", "{target} {scenario}: {r:?}");
+                assert_eq!(r["over_capacity"], "0", "{target} {scenario}: {r:?}");
+            }
             checked.push(format!("{target}/{scenario}"));
         }
     }
-    assert_eq!(checked.len(), 4 + 3 + 5, "{checked:?}");
+    assert_eq!(checked.len(), 4 + 3 + 7, "{checked:?}");
 }

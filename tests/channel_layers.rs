@@ -19,133 +19,12 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
-
-use common::python::{COMPAT, Daphne, Server};
+use common::channel_layer::{CORE, Layer, PUBSUB, frames};
+use common::python::Server;
 use common::redis_server::{PrivateRedis, command_calls};
-use common::{SECRET, TestServer, Ws, join, send, ws_to};
-
-const REDIS: &str = "redis://127.0.0.1:6379/0";
-const PUBSUB: &str = "channels_redis.pubsub.RedisPubSubChannelLayer";
-const CORE: &str = "channels_redis.core.RedisChannelLayer";
-
-/// One test's layer: its backend and a prefix no other test uses.
-struct Layer {
-    json: String,
-    database_url: String,
-}
-
-impl Layer {
-    fn new(backend: &str, database_url: &str) -> Layer {
-        Self::on(REDIS, backend, database_url)
-    }
-
-    fn on(redis: &str, backend: &str, database_url: &str) -> Layer {
-        let prefix = format!("wt{:016x}", rand::random::<u64>());
-        Layer {
-            json: format!(
-                r#"{{"default": {{"BACKEND": "{backend}", "CONFIG": {{"hosts": ["{redis}"], "prefix": "{prefix}"}}}}}}"#
-            ),
-            database_url: database_url.to_string(),
-        }
-    }
-
-    async fn whisper(&self) -> TestServer {
-        TestServer::start_with(&[
-            ("DATABASE_URL", &self.database_url),
-            ("CHANNEL_LAYERS", &self.json),
-        ])
-        .await
-    }
-
-    fn python_server(&self, server: Server, log: std::path::PathBuf) -> Daphne {
-        Daphne::start_with(
-            server,
-            &self.database_url,
-            &[("CHANNEL_LAYERS", &self.json)],
-            log,
-        )
-    }
-
-    fn tool(&self, args: &[&str]) -> Command {
-        let python = format!("{COMPAT}/.venv/bin/python");
-        assert!(
-            std::path::Path::new(&python).exists(),
-            "{python} is missing: run compat/bootstrap.sh 5.2 (./manage test does)"
-        );
-        let mut cmd = Command::new(python);
-        cmd.arg("layer_tool.py")
-            .args(args)
-            .current_dir(COMPAT)
-            .env("CHANNEL_LAYERS", &self.json)
-            .env("DATABASE_URL", &self.database_url)
-            .env("SECRET_KEY", SECRET)
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        cmd
-    }
-
-    /// Django code's `group_send`, one call per event, in order.
-    async fn group_send(&self, group: &str, events: &[&str]) {
-        let mut args = vec!["send", group];
-        args.extend_from_slice(events);
-        let out = self.tool(&args).output().await.unwrap();
-        assert!(
-            out.status.success(),
-            "layer_tool send failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout).trim(),
-            format!("sent {}", events.len())
-        );
-    }
-
-    /// Django code listening on `group`; returns once its `group_add` is done.
-    async fn listen(&self, group: &str, count: usize) -> Listener {
-        let mut child = self
-            .tool(&["listen", group, &count.to_string(), "20"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("layer_tool listen did not start")
-            .unwrap();
-        assert_eq!(
-            first.as_deref(),
-            Some("ready"),
-            "layer_tool listen: {first:?}"
-        );
-        Listener {
-            _child: child,
-            lines,
-        }
-    }
-}
-
-struct Listener {
-    _child: Child,
-    lines: Lines<BufReader<ChildStdout>>,
-}
-
-impl Listener {
-    /// The next event Django code received, as a JSON value.
-    async fn next(&mut self) -> serde_json::Value {
-        let line = tokio::time::timeout(Duration::from_secs(10), self.lines.next_line())
-            .await
-            .expect("no event reached the Python listener")
-            .unwrap()
-            .expect("listener ended");
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"))
-    }
-}
+use common::{TestServer, join, send, ws_to};
 
 async fn fixture(backend: &str) -> (tempfile::TempDir, Layer) {
     let dir = tempfile::tempdir().unwrap();
@@ -243,15 +122,6 @@ async fn whisper_events_reach_django_code(backend: &str) {
     }
 }
 
-/// Reads `n` frames; panics on anything unexpected.
-async fn frames(ws: &mut Ws, n: usize) -> Vec<String> {
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        out.push(ws.recv().await);
-    }
-    out
-}
-
 async fn mixed_fleet(backend: &str, server: Server) {
     let (dir, layer) = fixture(backend).await;
     let w1 = layer.whisper().await;
@@ -339,6 +209,17 @@ async fn mixed_fleet(backend: &str, server: Server) {
     );
     a.expect_silence(300).await;
     drop(python);
+}
+
+/// `/healthz`'s channel-layer counters.
+async fn redis_counters(server: &TestServer) -> serde_json::Value {
+    let body: serde_json::Value = reqwest::get(server.url("/healthz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["redis_counters"].clone()
 }
 
 /// Polls `/healthz` until its `redis` field says `want`.
@@ -465,4 +346,77 @@ async fn pubsub_layer_mixed_fleet_with_uvicorn() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn core_layer_mixed_fleet_with_daphne() {
     mixed_fleet(CORE, Server::Daphne).await;
+}
+
+/// The largest `ZCARD` of any process queue (`prefix + "specific.*"`) until `stop` says so,
+/// polled back to back (one script per poll, so each reading is one consistent moment).
+async fn peak_queue(url: String, prefix: String, stop: tokio::sync::watch::Receiver<bool>) -> i64 {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let script = "local m = 0 for _, k in ipairs(redis.call('KEYS', ARGV[1])) do \
+                  local n = redis.call('ZCARD', k) if n > m then m = n end end return m";
+    let mut peak = 0;
+    while !*stop.borrow() {
+        let n: i64 = redis::cmd("EVAL")
+            .arg(script)
+            .arg(0)
+            .arg(format!("{prefix}specific.*"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        peak = peak.max(n);
+    }
+    peak
+}
+
+/// Issue 9: with the default `capacity` (100), a burst of 1,000 messages from one sender
+/// reaches the members on another process, all of them, in order; no process counts a loss.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn core_layer_burst_of_1000_crosses_processes_without_loss() {
+    let redis = PrivateRedis::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:///{}", dir.path().join("shared.sqlite3").display());
+    let layer = Layer::on(&redis.url(), CORE, &db);
+    // Room lookups cached, as in production: the burst reaches Redis as fast as Whisper can go.
+    let w1 = layer.whisper_with(&[("ROOM_CACHE_TTL", "10")]).await;
+    let w2 = layer.whisper_with(&[("ROOM_CACHE_TTL", "10")]).await;
+    let room = w1.create_room("Lobby", false).await;
+    let r = room.to_string();
+    let mut sender = w1.ws_for(w1.create_user("alice", false).await).await;
+    sender.call(&join(&r)).await;
+    let mut members = Vec::new();
+    for name in ["bob", "carol"] {
+        let mut ws = w2.ws_for(w1.create_user(name, false).await).await;
+        ws.call(&join(&r)).await;
+        members.push(ws);
+    }
+    frames(&mut sender, 2).await;
+    frames(&mut members[0], 1).await;
+
+    const N: usize = 1000;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let poller = tokio::spawn(peak_queue(redis.url(), layer.prefix.clone(), stopped));
+    let burst: Vec<String> = (0..N).map(|i| send(&r, &format!("\"m{i}\""))).collect();
+    sender.send_all(&burst).await;
+    for ws in members.iter_mut().chain([&mut sender]) {
+        let got = frames(ws, N).await;
+        for (i, frame) in got.iter().enumerate() {
+            assert_eq!(
+                *frame,
+                format!(
+                    r#"{{"msg_type": 0, "room": {r}, "username": "alice", "message": "m{i}"}}"#
+                )
+            );
+        }
+    }
+    stop.send(true).unwrap();
+    let peak = poller.await.unwrap();
+    println!(
+        "core layer: a burst of {N} crossed processes; peak queue length {peak} (capacity 100)"
+    );
+    for server in [&w1, &w2] {
+        let counters = redis_counters(server).await;
+        assert_eq!(counters["over_capacity"], 0, "{counters}");
+        assert_eq!(counters["publish_failures"], 0, "{counters}");
+    }
 }

@@ -435,7 +435,9 @@ async fn healthz_reports_broker_and_redis_state() {
     assert_eq!(status, 200);
     assert_eq!(
         body,
-        serde_json::json!({"status": "ok", "database": "ok", "broker": "redis", "redis": "ok", "open_sockets": 1})
+        serde_json::json!({"status": "ok", "database": "ok", "broker": "redis", "redis": "ok", "open_sockets": 1,
+            "redis_hosts": ["ok"],
+            "redis_counters": {"published": 0, "publish_failures": 0, "over_capacity": 0, "received": 0, "ignored": 0}})
     );
     drop(ws);
     server.stop().await;
@@ -452,6 +454,7 @@ async fn healthz_reports_broker_and_redis_state() {
     let (status, body) = wait_redis_health(&server, "down").await;
     assert_eq!(status, 200);
     assert_eq!(body["status"], "degraded");
+    assert_eq!(body["redis_hosts"], serde_json::json!(["down"]));
     assert_eq!(body["broker"], "redis");
     assert_eq!(body["database"], "ok");
     let room = server.create_room("Lobby", false).await;

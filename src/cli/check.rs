@@ -83,23 +83,30 @@ async fn collect() -> Vec<Issue> {
             ),
         });
     }
-    if let Some(layer) = &settings.channel_layer
-        && let Err(e) = crate::fanout::redis_ping(layer.url.expose()).await
-    {
-        let url = &layer.url;
-        issues.push(Issue {
-            level: Level::Warning,
-            id: "whisper.W002",
-            message: format!(
-                "Redis at {} is not reachable: {e}",
-                crate::config::redact_url(url.expose())
-            ),
-            hint: Some(
-                "Start Redis or fix REDIS_URL / CHANNEL_LAYERS; until then each process only \
-                 serves its own members."
-                    .to_string(),
-            ),
-        });
+    if let Some(layer) = &settings.channel_layer {
+        let n = layer.hosts.len();
+        for (i, url) in layer.hosts.iter().enumerate() {
+            if let Err(e) = crate::fanout::redis_ping(url.expose()).await {
+                let which = if n > 1 {
+                    format!(" (CHANNEL_LAYERS host {} of {n})", i + 1)
+                } else {
+                    String::new()
+                };
+                issues.push(Issue {
+                    level: Level::Warning,
+                    id: "whisper.W002",
+                    message: format!(
+                        "Redis at {}{which} is not reachable: {e}",
+                        crate::config::redact_url(url.expose())
+                    ),
+                    hint: Some(
+                        "Start Redis or fix REDIS_URL / CHANNEL_LAYERS; until then each process \
+                         only serves its own members in the rooms kept on that host."
+                            .to_string(),
+                    ),
+                });
+            }
+        }
     }
     if settings.session_engine.uses_cache()
         && let Some(config) = settings.caches.session_cache()

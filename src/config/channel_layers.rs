@@ -12,13 +12,14 @@
 //!   their Redis wire format exactly, so Python Channels workers configured with the same dict
 //!   share rooms with Whisper. `CONFIG` takes channels_redis' names and defaults (`hosts`,
 //!   `prefix` "asgi"; core also `expiry` 60, `group_expiry` 86400, `capacity` 100,
-//!   `random_prefix_length` 12, `serializer_format` "msgpack").
+//!   `random_prefix_length` 12, `serializer_format` "msgpack"). Several `hosts` are sharded
+//!   as channels_redis shards them (`fanout::redis::ring`); their order is the ring's.
 //!
 //! Without `CHANNEL_LAYERS`, `REDIS_URL` selects Whisper's own format (channel
 //! `REDIS_PREFIX + group`, cheapest for a fleet of Whisper processes only), and no `REDIS_URL`
-//! means in-process. Options this server cannot honour (several hosts, sentinels,
-//! `symmetric_encryption_keys`, `channel_capacity`, the JSON serializer) are refused with the
-//! reason rather than ignored.
+//! means in-process. Options this server cannot honour (sentinels, connection options beside
+//! an address, `symmetric_encryption_keys`, `channel_capacity`, the JSON serializer) are
+//! refused with the reason rather than ignored.
 
 use serde_json::{Map, Value as Json};
 
@@ -34,7 +35,8 @@ const NAME: &str = "CHANNEL_LAYERS";
 /// How events travel between processes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RedisLayer {
-    pub url: Secret,
+    /// Redis URLs, in `hosts` order (the shard ring); exactly one for `REDIS_URL`.
+    pub hosts: Vec<Secret>,
     /// Channel/key prefix: `REDIS_PREFIX`, or `CONFIG["prefix"]`.
     pub prefix: String,
     pub format: LayerFormat,
@@ -94,7 +96,7 @@ pub fn resolve(
     match channel_layers.map(str::trim).filter(|s| !s.is_empty()) {
         Some(json) => parse(json),
         None => Ok(redis_url.map(|url| RedisLayer {
-            url: Secret::new(url),
+            hosts: vec![Secret::new(url)],
             prefix: redis_prefix,
             format: LayerFormat::Whisper,
         })),
@@ -187,7 +189,10 @@ fn parse(json: &str) -> Result<Option<RedisLayer>, ConfigError> {
         Some(_) => return Err(invalid(NAME, "CONFIG.prefix must be a string")),
     };
     Ok(Some(RedisLayer {
-        url: Secret::new(host(config.get("hosts"))?),
+        hosts: hosts(config.get("hosts"))?
+            .into_iter()
+            .map(Secret::new)
+            .collect(),
         prefix,
         format,
     }))
@@ -221,11 +226,12 @@ fn number(config: &Map<String, Json>, key: &str, default: u64) -> Result<u64, Co
     }
 }
 
-/// `hosts`: exactly one entry, in any of channels_redis' spellings: `"redis://…"`,
-/// `["host", port]`, or `{"address": "redis://…"}`.
-fn host(hosts: Option<&Json>) -> Result<String, ConfigError> {
+/// `hosts`: a list of entries in any of channels_redis' spellings (`utils.decode_hosts`):
+/// `"redis://…"`, `["host", port]`, `{"address": "redis://…"}` or `{"host": …, "port": …,
+/// "db": …}`; none means channels_redis' default host.
+fn hosts(hosts: Option<&Json>) -> Result<Vec<String>, ConfigError> {
     let list = match hosts {
-        None | Some(Json::Null) => return Ok(DEFAULT_HOST.to_string()),
+        None | Some(Json::Null) => return Ok(vec![DEFAULT_HOST.to_string()]),
         Some(Json::Array(list)) => list,
         Some(Json::String(_)) => {
             // channels_redis: "You must pass a list of Redis hosts, even if there is only one."
@@ -236,39 +242,89 @@ fn host(hosts: Option<&Json>) -> Result<String, ConfigError> {
         }
         Some(_) => return Err(invalid(NAME, "CONFIG.hosts must be a list")),
     };
-    match list.as_slice() {
-        [] => Ok(DEFAULT_HOST.to_string()),
-        [Json::String(url)] => Ok(url.clone()),
-        [Json::Array(pair)] => match pair.as_slice() {
-            [Json::String(h), Json::Number(p)] if p.as_u64().is_some_and(|p| p <= 65_535) => {
-                let host = if h.contains(':') {
-                    format!("[{h}]")
+    if list.is_empty() {
+        return Ok(vec![DEFAULT_HOST.to_string()]);
+    }
+    list.iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            host(entry).map_err(|reason| {
+                let which = if list.len() > 1 {
+                    format!("CONFIG.hosts[{i}]")
                 } else {
-                    h.clone()
+                    "CONFIG.hosts".to_string()
                 };
-                Ok(format!("redis://{host}:{p}"))
+                invalid(NAME, format!("{which}: {reason}"))
+            })
+        })
+        .collect()
+}
+
+/// One `hosts` entry as a URL.
+fn host(entry: &Json) -> Result<String, String> {
+    let url = |h: &str, port: u64, db: Option<u64>| {
+        let h = if h.contains(':') {
+            format!("[{h}]")
+        } else {
+            h.to_string()
+        };
+        match db {
+            Some(db) => format!("redis://{h}:{port}/{db}"),
+            None => format!("redis://{h}:{port}"),
+        }
+    };
+    let port = |p: &Json| match p {
+        Json::Number(n) => n.as_u64().filter(|p| *p <= 65_535),
+        Json::String(s) => s.parse::<u16>().ok().map(u64::from),
+        _ => None,
+    };
+    match entry {
+        Json::String(address) => Ok(address.clone()),
+        Json::Array(pair) => match (pair.as_slice(), pair.get(1).and_then(port)) {
+            ([Json::String(h), _], Some(p)) => Ok(url(h, p, None)),
+            _ => Err("a hosts entry as a list must be [\"host\", port]".to_string()),
+        },
+        Json::Object(entry) => {
+            if entry.contains_key("sentinels") || entry.contains_key("master_name") {
+                return Err("Redis Sentinel is not supported; list the Redis hosts".to_string());
             }
-            _ => Err(invalid(
-                NAME,
-                "a hosts entry as a list must be [\"host\", port]",
-            )),
-        },
-        [Json::Object(entry)] => match (entry.get("address"), entry.len()) {
-            (Some(Json::String(url)), 1) => Ok(url.clone()),
-            _ => Err(invalid(
-                NAME,
-                "a hosts entry as a dict must be {\"address\": \"redis://…\"} (sentinels and \
-                 connection options are not supported; put options in the URL)",
-            )),
-        },
-        [_] => Err(invalid(
-            NAME,
-            "a hosts entry must be a URL, [host, port] or {\"address\": URL}",
-        )),
-        _ => Err(invalid(
-            NAME,
-            "several hosts (sharding) are not supported: give one Redis",
-        )),
+            let unsupported = || {
+                "a hosts entry as a dict must be {\"address\": \"redis://…\"} or {\"host\": …, \
+                 \"port\": …, \"db\": …} (connection options are not supported; put them in \
+                 the address URL)"
+                    .to_string()
+            };
+            if let Some(address) = entry.get("address") {
+                return match (address, entry.len()) {
+                    (Json::String(a), 1) => Ok(a.clone()),
+                    _ => Err(unsupported()),
+                };
+            }
+            if entry
+                .keys()
+                .any(|k| !["host", "port", "db"].contains(&k.as_str()))
+            {
+                return Err(unsupported());
+            }
+            let h = match entry.get("host") {
+                None => "localhost",
+                Some(Json::String(h)) => h.as_str(),
+                Some(_) => return Err(unsupported()),
+            };
+            let p = match entry.get("port") {
+                None => Some(6379),
+                Some(p) => port(p),
+            };
+            let db = match entry.get("db") {
+                None => Ok(None),
+                Some(db) => db.as_u64().map(Some).ok_or(()),
+            };
+            match (p, db) {
+                (Some(p), Ok(db)) => Ok(url(h, p, db)),
+                _ => Err(unsupported()),
+            }
+        }
+        _ => Err("a hosts entry must be a URL, [host, port] or {\"address\": URL}".to_string()),
     }
 }
 
@@ -280,12 +336,40 @@ mod tests {
         resolve(Some(json), None, "whisper:".into())
     }
 
+    fn urls(l: &RedisLayer) -> Vec<&str> {
+        l.hosts.iter().map(Secret::expose).collect()
+    }
+
+    #[test]
+    fn several_hosts_in_every_spelling_keep_their_order() {
+        let l = layer(&format!(
+            r#"{{"default": {{"BACKEND": "{CORE}", "CONFIG": {{"hosts": [
+                "redis://:pw@a:6379/0", ["b", 6380], ["::1", "6381"], {{"address": "redis://c/2"}},
+                {{"host": "d", "port": 6390, "db": 3}}, {{"host": "e"}}]}}}}}}"#
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            urls(&l),
+            [
+                "redis://:pw@a:6379/0",
+                "redis://b:6380",
+                "redis://[::1]:6381",
+                "redis://c/2",
+                "redis://d:6390/3",
+                "redis://e:6379",
+            ]
+        );
+        assert!(!format!("{l:?}").contains("pw"));
+    }
+
     #[test]
     fn redis_url_alone_selects_whispers_format() {
         let l = resolve(None, Some("redis://r/1".into()), "p:".into())
             .unwrap()
             .unwrap();
-        assert_eq!((l.url.expose(), l.prefix.as_str()), ("redis://r/1", "p:"));
+        assert_eq!(urls(&l), ["redis://r/1"]);
+        assert_eq!(l.prefix, "p:");
         assert_eq!(l.format, LayerFormat::Whisper);
         assert_eq!(resolve(Some("  "), None, "p:".into()).unwrap(), None);
     }
@@ -295,9 +379,10 @@ mod tests {
         let l = layer(&format!(r#"{{"default": {{"BACKEND": "{PUBSUB}"}}}}"#))
             .unwrap()
             .unwrap();
+        assert_eq!(urls(&l), ["redis://localhost:6379"]);
         assert_eq!(
-            (l.url.expose(), l.prefix.as_str(), &l.format),
-            ("redis://localhost:6379", "asgi", &LayerFormat::PubSub)
+            (l.prefix.as_str(), &l.format),
+            ("asgi", &LayerFormat::PubSub)
         );
         let l = layer(&format!(
             r#"{{"default": {{"BACKEND": "{CORE}", "CONFIG": {{"hosts": [["10.0.0.5", 6380]],
@@ -305,7 +390,7 @@ mod tests {
         ))
         .unwrap()
         .unwrap();
-        assert_eq!(l.url.expose(), "redis://10.0.0.5:6380");
+        assert_eq!(urls(&l), ["redis://10.0.0.5:6380"]);
         assert_eq!(l.prefix, "chat");
         let LayerFormat::Core(p) = l.format else {
             panic!("core expected")
@@ -316,7 +401,7 @@ mod tests {
         ))
         .unwrap()
         .unwrap();
-        assert_eq!(l.url.expose(), "redis://h:1/2");
+        assert_eq!(urls(&l), ["redis://h:1/2"]);
         assert_eq!(
             layer(&format!(r#"{{"default": {{"BACKEND": "{IN_MEMORY}"}}}}"#)).unwrap(),
             None
@@ -329,9 +414,19 @@ mod tests {
             (r#""BACKEND": "x.Layer""#, "unsupported BACKEND"),
             (
                 &format!(
-                    r#""BACKEND": "{CORE}", "CONFIG": {{"hosts": ["redis://a", "redis://b"]}}"#
+                    r#""BACKEND": "{CORE}", "CONFIG": {{"hosts": ["redis://a", {{"sentinels": [["s", 26379]], "master_name": "m"}}]}}"#
                 ),
-                "sharding",
+                "hosts[1]: Redis Sentinel is not supported",
+            ),
+            (
+                &format!(
+                    r#""BACKEND": "{PUBSUB}", "CONFIG": {{"hosts": [{{"address": "rediss://a", "ssl_cert_reqs": null}}]}}"#
+                ),
+                "connection options are not supported",
+            ),
+            (
+                &format!(r#""BACKEND": "{CORE}", "CONFIG": {{"hosts": [["a", 70000]]}}"#),
+                "[\"host\", port]",
             ),
             (
                 &format!(r#""BACKEND": "{CORE}", "CONFIG": {{"hosts": "redis://a"}}"#),

@@ -1,7 +1,10 @@
 //! `GET /healthz`: the state of what a process depends on, for load balancers and operators.
 //!
 //! `{"status": "ok"|"degraded"|"unavailable", "database": "ok"|"unavailable",
-//! "broker": "local"|"redis", "redis": "ok"|"down"|null, "open_sockets": N}`.
+//! "broker": "local"|"redis", "redis": "ok"|"down"|null, "open_sockets": N}`, and with Redis
+//! `"redis_hosts": ["ok"|"down", …]` (each `CHANNEL_LAYERS` host, in config order; `"redis"`
+//! is `"down"` when any is) and `"redis_counters"` (events published, publish failures,
+//! messages dropped at a full queue, events received, payloads ignored).
 //!
 //! 503 only when the database is unreachable (no login, no page, no join works). With Redis
 //! down the process still serves its own members, so it answers 200 with `"degraded"`: a
@@ -38,21 +41,37 @@ pub async fn healthz(
         Ok(Ok(()))
     );
     let redis = match broker.map(|Extension(b)| b) {
-        Some(BrokerHealth::Redis(b)) => Some(b.status().connected),
+        Some(BrokerHealth::Redis(b)) => Some(b.status()),
         Some(BrokerHealth::Local) | None => None,
     };
-    let status = match (database_ok, redis) {
+    let redis_up = redis.as_ref().map(|s| s.connected);
+    let status = match (database_ok, redis_up) {
         (false, _) => "unavailable",
         (true, Some(false)) => "degraded",
         (true, _) => "ok",
     };
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "status": status,
         "database": if database_ok { "ok" } else { "unavailable" },
         "broker": if redis.is_some() { "redis" } else { "local" },
-        "redis": redis.map(|up| if up { "ok" } else { "down" }),
+        "redis": redis_up.map(|up| if up { "ok" } else { "down" }),
         "open_sockets": app.open_sockets(),
     });
+    if let Some(s) = redis {
+        let hosts: Vec<&str> = s
+            .hosts
+            .iter()
+            .map(|up| if *up { "ok" } else { "down" })
+            .collect();
+        body["redis_hosts"] = serde_json::json!(hosts);
+        body["redis_counters"] = serde_json::json!({
+            "published": s.published,
+            "publish_failures": s.publish_failures,
+            "over_capacity": s.over_capacity,
+            "received": s.received,
+            "ignored": s.ignored,
+        });
+    }
     let status = if database_ok {
         StatusCode::OK
     } else {

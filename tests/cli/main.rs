@@ -428,6 +428,23 @@ fn check_ok_and_broken() {
     assert!(run.stderr.contains("migrate"), "{run:?}");
 }
 
+/// Several `CHANNEL_LAYERS` hosts: each one is pinged; only the unreachable one is warned about
+/// (a warning: the server starts without it).
+#[test]
+fn check_warns_about_each_unreachable_redis_host() {
+    let dir = migrated();
+    let layers = r#"{"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": ["redis://127.0.0.1:6379/0", ["127.0.0.1", 1]]}}}"#;
+    let run = manage(dir.path(), &["check"], &[("CHANNEL_LAYERS", layers)], "");
+    assert_eq!(run.code, 0, "{run:?}");
+    let out = format!("{}{}", run.stdout, run.stderr);
+    assert_eq!(out.matches("(whisper.W002)").count(), 1, "{out}");
+    assert!(
+        out.contains("Redis at redis://127.0.0.1:1 (CHANNEL_LAYERS host 2 of 2) is not reachable"),
+        "{out}"
+    );
+}
+
 #[test]
 fn commands_refuse_an_unmigrated_database() {
     let dir = tempfile::tempdir().unwrap();

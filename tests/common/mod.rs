@@ -2,6 +2,7 @@
 //! clients (cookies, CSRF) and real WebSocket clients.
 #![allow(dead_code)]
 
+pub mod channel_layer;
 pub mod pg;
 pub mod python;
 pub mod redis_server;
@@ -217,6 +218,17 @@ pub const WAIT: Duration = Duration::from_secs(5);
 impl Ws {
     pub async fn send(&mut self, text: &str) {
         self.stream.send(Message::text(text)).await.unwrap();
+    }
+
+    /// Sends every frame, flushed once: a burst as fast as the socket takes it.
+    pub async fn send_all(&mut self, texts: &[String]) {
+        for text in texts {
+            self.stream
+                .feed(Message::text(text.as_str()))
+                .await
+                .unwrap();
+        }
+        self.stream.flush().await.unwrap();
     }
 
     pub async fn send_binary(&mut self, data: &[u8]) {

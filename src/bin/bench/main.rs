@@ -10,13 +10,15 @@
 //! * `bare`: the reference server (`bench serve-bare PORT`);
 //! * `login`: logging in through the real login page;
 //! * `load`: the WebSocket clients, paced senders and per-step delivery statistics;
-//! * `scenarios`: scenarios 1–6 built from those parts;
+//! * `scenarios`: scenarios 1–5 built from those parts, and `scale_out`: scenario 6 on each
+//!   channel-layer format;
 //! * `report`: the table, the ratios and the machine-readable `RESULT` lines.
 
 mod bare;
 mod load;
 mod login;
 mod report;
+mod scale_out;
 mod scenarios;
 mod servers;
 mod setup;
@@ -38,6 +40,9 @@ pub struct Args {
     /// Scenarios to run (1–6; repeat or comma-separate); default all.
     #[arg(long = "scenario", value_delimiter = ',')]
     pub scenarios: Vec<u8>,
+    /// Channel-layer formats of scenario 6 (repeat or comma-separate); default all three.
+    #[arg(long = "layer", value_delimiter = ',')]
+    pub layers: Vec<Layer>,
     /// Smaller sizes and shorter steps (a run of a few minutes).
     #[arg(long)]
     pub quick: bool,
@@ -107,6 +112,29 @@ pub struct Args {
 pub enum Cmd {
     /// Runs the bare reference server on 127.0.0.1:PORT (used by the bench itself).
     ServeBare { port: u16 },
+}
+
+/// How scenario 6's two Whisper processes talk over Redis.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Layer {
+    /// Whisper's own format (`REDIS_URL`).
+    Own,
+    /// `CHANNEL_LAYERS` with `channels_redis.pubsub.RedisPubSubChannelLayer`.
+    Pubsub,
+    /// `CHANNEL_LAYERS` with `channels_redis.core.RedisChannelLayer` (default `capacity`).
+    Core,
+}
+
+impl Layer {
+    pub const ALL: [Layer; 3] = [Layer::Own, Layer::Pubsub, Layer::Core];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Layer::Own => "own",
+            Layer::Pubsub => "pubsub",
+            Layer::Core => "core",
+        }
+    }
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -226,6 +254,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(bad) = wanted.iter().find(|s| !(1..=6).contains(*s)) {
         anyhow::bail!("no scenario {bad} (there are 1 to 6)");
     }
+    let mut layers = if args.layers.is_empty() {
+        Layer::ALL.to_vec()
+    } else {
+        args.layers.clone()
+    };
+    layers.sort_unstable();
+    layers.dedup();
     let run = setup::Run::prepare(&args, &sizes, &targets).await?;
     eprintln!(
         "bench: run directory {} (SQLite {}), Redis prefix {}",
@@ -235,7 +270,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
     let mut report = report::Report::new(sizes.clone());
     for &target in &targets {
-        let outcome = scenarios::run_target(&run, &sizes, target, &wanted, &mut report).await;
+        let outcome =
+            scenarios::run_target(&run, &sizes, target, &wanted, &layers, &mut report).await;
         if let Err(e) = outcome {
             eprintln!("bench: {} failed: {e:#}", target.name());
             report.failed(target, &format!("{e:#}"));

@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::load::StepResult;
-use crate::{Sizes, Target};
+use crate::scale_out::LayerCounters;
+use crate::{Layer, Sizes, Target};
 
 pub struct Report {
     sizes: Sizes,
@@ -63,7 +64,80 @@ impl Report {
             3 => format!("3 latency @{}/s: p50 / p99 / p99.9 / max", s.latency_rate),
             4 => "4 connect+join: sockets, seconds, RSS/socket".to_string(),
             5 => format!("5 chat p99 during {} logins (logins took)", s.logins),
-            _ => format!("6 two Whisper processes over Redis, {} clients", s.clients),
+            _ => self.layer_row(Layer::Own),
+        }
+    }
+
+    fn layer_row(&self, layer: Layer) -> String {
+        let format = match layer {
+            Layer::Own => "own format",
+            Layer::Pubsub => "channels_redis pubsub",
+            Layer::Core => "channels_redis core",
+        };
+        format!(
+            "6 two Whisper processes over Redis ({format}), {} clients",
+            self.sizes.clients
+        )
+    }
+
+    /// Scenario 6 on one channel-layer format: the best zero-loss step, and what the two
+    /// processes counted as lost on the way (`/healthz`).
+    pub fn two_processes(&mut self, layer: Layer, best: Option<StepResult>, c: &LayerCounters) {
+        let row = self.layer_row(layer);
+        let target = Target::Whisper;
+        let peak = c
+            .peak_queue
+            .map(|p| format!(", peak queue {p}"))
+            .unwrap_or_default();
+        let counted = format!(
+            "publish_failures={} over_capacity={}{}",
+            c.publish_failures,
+            c.over_capacity,
+            c.peak_queue
+                .map(|p| format!(" peak_queue={p}"))
+                .unwrap_or_default()
+        );
+        let layer_field = format!("layer={}", layer.name());
+        match best {
+            Some(r) => {
+                let losses = if c.publish_failures + c.over_capacity == 0 {
+                    "zero loss".to_string()
+                } else {
+                    format!(
+                        "LOST {} unpublished + {} over capacity",
+                        c.publish_failures, c.over_capacity
+                    )
+                };
+                let text = format!(
+                    "{:.0} (p99 {:.1} ms), {losses}{peak}",
+                    r.delivered_per_sec,
+                    r.p(0.99)
+                );
+                self.put(row, target, text);
+                let key = match layer {
+                    Layer::Own => "s6",
+                    Layer::Pubsub => "s6-pubsub",
+                    Layer::Core => "s6-core",
+                };
+                self.values.insert((target, key), r.delivered_per_sec);
+                let fields = format!(
+                    "{layer_field} deliveries_per_sec={:.0} lost={} expected={} p99_ms={:.3} {counted}",
+                    r.delivered_per_sec,
+                    r.lost,
+                    r.expected,
+                    r.p(0.99)
+                );
+                self.result(target, 6, &fields);
+            }
+            None => {
+                let text = format!("none held at {}/s{peak}", self.sizes.start_rate);
+                self.put(row, target, text);
+                self.result(
+                    target,
+                    6,
+                    &format!("{layer_field} deliveries_per_sec=0 status=none-held {counted}"),
+                );
+            }
         }
     }
 
@@ -93,11 +167,7 @@ impl Report {
             Some(r) => {
                 let text = format!("{:.0} (p99 {:.1} ms)", r.delivered_per_sec, r.p(0.99));
                 self.put(row, target, text);
-                let key = match scenario {
-                    1 => "s1",
-                    2 => "s2",
-                    _ => "s6",
-                };
+                let key = if scenario == 1 { "s1" } else { "s2" };
                 self.values.insert((target, key), r.delivered_per_sec);
                 let fields = format!(
                     "deliveries_per_sec={:.0} lost={} expected={} p99_ms={:.3}",
@@ -270,14 +340,23 @@ impl Report {
                 verdict(p99 <= 5.0)
             ));
         }
-        if let Some(agg) = self.value(w, "s6") {
+        for (layer, key) in [
+            ("own format", "s6"),
+            ("pubsub", "s6-pubsub"),
+            ("core", "s6-core"),
+        ] {
+            let Some(agg) = self.value(w, key) else {
+                continue;
+            };
             match self.value(w, "s1") {
                 Some(single) => lines.push(format!(
-                    "s6: two processes {agg:.0}/s vs one {single:.0}/s = {:.2}× (target ≥ 1×, zero loss) {}",
+                    "s6 ({layer}): two processes {agg:.0}/s vs one {single:.0}/s = {:.2}× (target ≥ 1×, zero loss) {}",
                     agg / single.max(1.0),
                     verdict(agg >= single)
                 )),
-                None => lines.push(format!("s6: two processes {agg:.0}/s at zero loss (run scenario 1 to compare)")),
+                None => lines.push(format!(
+                    "s6 ({layer}): two processes {agg:.0}/s at zero loss (run scenario 1 to compare)"
+                )),
             }
         }
         lines

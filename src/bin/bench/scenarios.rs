@@ -8,7 +8,10 @@
 //! 4. connect `sockets` authenticated sockets (Python: `python_sockets`) and join; seconds, and
 //!    RSS growth per idle joined socket, on a freshly started server;
 //! 5. `logins` concurrent logins through the login page while scenario 3's load runs;
-//! 6. two Whisper processes over Redis, clients and senders split across them (Whisper only).
+//! 6. two Whisper processes over Redis, clients and senders split across them (Whisper only),
+//!    once per channel-layer format (`--layer`): Whisper's own (`REDIS_URL`), channels_redis'
+//!    pub/sub and core (`CHANNEL_LAYERS`, default `capacity`); both processes' loss counters
+//!    (`/healthz`) and, on the core layer, the peak queue length (`ZCARD`) come with it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,10 +24,10 @@ use crate::login::{http_client, login, login_all};
 use crate::report::Report;
 use crate::servers::Server;
 use crate::setup::{PASSWORD, Run};
-use crate::{Sizes, Target};
+use crate::{Layer, Sizes, Target, scale_out};
 
 /// Client read buffer for measured traffic (fewer reads at high rates) and for idle sockets.
-const BUSY_READ_BUFFER: usize = 64 * 1024;
+pub const BUSY_READ_BUFFER: usize = 64 * 1024;
 const IDLE_READ_BUFFER: usize = 4 * 1024;
 
 pub async fn run_target(
@@ -32,6 +35,7 @@ pub async fn run_target(
     sizes: &Sizes,
     target: Target,
     wanted: &[u8],
+    layers: &[Layer],
     report: &mut Report,
 ) -> anyhow::Result<()> {
     let single: Vec<u8> = wanted.iter().copied().filter(|s| *s <= 5).collect();
@@ -43,7 +47,12 @@ pub async fn run_target(
     }
     if wanted.contains(&6) {
         if target == Target::Whisper {
-            two_processes(run, sizes, report).await?;
+            for &layer in layers {
+                if let Err(e) = scale_out::two_processes(run, sizes, layer, report).await {
+                    eprintln!("bench: whisper: scenario 6 ({}): {e:#}", layer.name());
+                    report.failed(target, &format!("scenario 6 ({}): {e:#}", layer.name()));
+                }
+            }
         } else {
             report.cell(target, 6, "not run: two Whisper processes only");
         }
@@ -186,7 +195,7 @@ fn describe(r: &StepResult) -> String {
 /// Scenario 1/2's search: doubling from `start_rate` until a step fails, then two geometric
 /// bisection steps. Returns the best step that held, if any. Sockets the server closed (a full
 /// outbound queue) fail the step and are replaced by a fresh swarm on `layout`.
-async fn step_up(
+pub async fn step_up(
     swarm: &mut Swarm,
     layout: &Layout,
     sizes: &Sizes,
@@ -365,37 +374,5 @@ async fn connect_scenario(
         }
     }
     server.stop().await;
-    Ok(())
-}
-
-/// Scenario 6: two Whisper processes sharing rooms over Redis, half the clients on each.
-async fn two_processes(run: &Run, sizes: &Sizes, report: &mut Report) -> anyhow::Result<()> {
-    let env = [
-        ("REDIS_URL", run.redis_url.clone()),
-        ("REDIS_PREFIX", format!("{}whisper:", run.prefix)),
-    ];
-    let a = Server::start(run, Target::Whisper, &env, "whisper-redis-a").await?;
-    let b = Server::start(run, Target::Whisper, &env, "whisper-redis-b").await?;
-    let result = async {
-        let cookies = login_all(&a.base_url(), &run.users, PASSWORD).await?;
-        let layout = Layout {
-            addrs: vec![a.addr, b.addr],
-            rooms: vec![run.rooms[0]],
-            clients: sizes.clients,
-            senders: sizes.senders,
-            cookies: cookies.into_iter().map(Some).collect(),
-            read_buffer: BUSY_READ_BUFFER,
-            concurrency: 64,
-            connect_limit: Duration::from_secs(60),
-        };
-        let (mut swarm, _) = Swarm::connect(&layout).await?;
-        // Let both processes' Redis subscriptions settle before measuring.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        step_up(&mut swarm, &layout, sizes, Target::Whisper, "6").await
-    }
-    .await;
-    a.stop().await;
-    b.stop().await;
-    report.throughput(Target::Whisper, 6, result?);
     Ok(())
 }

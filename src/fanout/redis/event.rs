@@ -20,7 +20,7 @@ use crate::chat::protocol::{EventKind, Frame, GroupEvent};
 use crate::django::pyjson::Value;
 use crate::fanout::msgpack::{self, Item, MsgpackError, Reader};
 
-use super::link::PROCESS_ID_LEN;
+use super::shared::PROCESS_ID_LEN;
 
 pub(super) const ORIGIN_KEY: &str = "__whisper__";
 pub(super) const FRAME_KEY: &str = "__whisper_frame__";

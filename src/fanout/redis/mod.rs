@@ -7,7 +7,11 @@
 //! * Whisper's own and `RedisPubSubChannelLayer`'s: one PUBLISH per event on the group's
 //!   channel, one SUBSCRIBE per group with local members ([`pubsub`]);
 //! * `RedisChannelLayer`'s: one EVALSHA per event pushing to member processes' queues, group
-//!   membership in sorted sets, a blocking queue reader ([`core`]).
+//!   membership in sorted sets ([`core`]), a queue reader ([`inbox`]).
+//!
+//! With several hosts (`CHANNEL_LAYERS` `hosts`), each group's state and each queue live on the
+//! host channels_redis' consistent hash picks ([`ring`]); every host has its own connections,
+//! which fail and reconnect independently ([`link`], [`shared`]).
 //!
 //! In all three, `group_send` hands the frame to the local members at once (no round trip, so
 //! §4.12's self-delivery order is exactly the single-process one), then queues ONE command for
@@ -21,8 +25,11 @@
 
 mod core;
 mod event;
+mod inbox;
 mod link;
 mod pubsub;
+mod ring;
+mod shared;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -34,8 +41,10 @@ use tokio::time::Instant;
 use super::{Broker, ConnId, Mailbox};
 use crate::chat::protocol::GroupEvent;
 use crate::config::{LayerFormat, RedisLayer};
-use link::{Shared, lock};
+use link::{CoreRole, Job, Publisher};
 use pubsub::PubSubFormat;
+use ring::Ring;
+use shared::{PROCESS_ID_LEN, Shared, Topology, lock};
 
 /// `REDIS_PREFIX`'s default.
 pub const DEFAULT_PREFIX: &str = "whisper:";
@@ -45,11 +54,14 @@ pub const DEFAULT_PREFIX: &str = "whisper:";
 pub struct RedisStatus {
     /// The Django `BACKEND` this process speaks.
     pub backend: &'static str,
-    /// Both the publishing and the receiving connections are up.
+    /// Every host's connections (publishing and receiving) are up.
     pub connected: bool,
+    /// Per host, in `hosts` order: its connections are up.
+    pub hosts: Vec<bool>,
     /// Events Redis accepted.
     pub published: u64,
-    /// `group_send`s that never reached Redis: queue full, Redis down, or a failed pipeline.
+    /// Events (or, on several hosts, an event's pushes to one host) that never reached Redis:
+    /// queue full, Redis down, or a failed pipeline.
     pub publish_failures: u64,
     /// Groups this process is subscribed to (or a member of) right now.
     pub subscribed_groups: usize,
@@ -71,7 +83,8 @@ enum Format {
 pub struct RedisBroker {
     shared: Arc<Shared>,
     format: Format,
-    queue: mpsc::Sender<redis::Cmd>,
+    /// Each host's publisher queue, in ring order.
+    queues: Vec<mpsc::Sender<Job>>,
     /// Dropped with the broker: its receivers tell the background tasks to stop.
     _stop: watch::Sender<()>,
 }
@@ -81,56 +94,93 @@ impl RedisBroker {
     /// is not an error: the broker starts degraded (local delivery only) and keeps retrying.
     /// Only an invalid URL is.
     pub async fn connect(layer: &RedisLayer) -> redis::RedisResult<Arc<RedisBroker>> {
-        let url = layer.url.expose();
-        let client = redis::Client::open(url)?;
-        let shared = Arc::new(Shared::new(
-            &layer.prefix,
-            rand::random(),
-            crate::config::redact_url(url),
-            layer.format.backend(),
-        ));
-        let (queue, rx) = mpsc::channel(link::PUBLISH_QUEUE);
-        let (stop, stopped) = watch::channel(());
-        let format = match &layer.format {
-            LayerFormat::Whisper | LayerFormat::PubSub => {
-                let f = if layer.format == LayerFormat::Whisper {
-                    PubSubFormat::Whisper
-                } else {
-                    PubSubFormat::Channels
-                };
-                tokio::spawn(link::publisher(
-                    shared.clone(),
-                    client.clone(),
-                    rx,
-                    stopped.clone(),
-                    None,
-                ));
-                tokio::spawn(pubsub::subscriber(shared.clone(), f, client, stopped));
-                Format::PubSub(f)
-            }
-            LayerFormat::Core(params) => {
-                let membership = Arc::new(core::Membership::new(shared.clone(), params.clone()));
-                tokio::spawn(core::reader(
-                    shared.clone(),
-                    membership.clone(),
-                    params.random_prefix_length,
-                    client.clone(),
-                    stopped.clone(),
-                ));
-                tokio::spawn(link::publisher(
-                    shared.clone(),
-                    client,
-                    rx,
-                    stopped,
-                    Some(membership.clone()),
-                ));
-                Format::Core(membership)
+        let clients = layer
+            .hosts
+            .iter()
+            .map(|url| redis::Client::open(url.expose()))
+            .collect::<redis::RedisResult<Vec<_>>>()?;
+        let n = clients.len();
+        let process_id: [u8; PROCESS_ID_LEN] = rand::random();
+        let (ring, inbox) = match &layer.format {
+            LayerFormat::Whisper => (Ring::new(1, ""), None),
+            LayerFormat::PubSub => (Ring::new(n, &format!("{}__group__", layer.prefix)), None),
+            LayerFormat::Core(_) => {
+                let ring = Ring::new(n, "");
+                let names = core::Names::new(&layer.prefix, &process_id);
+                let inbox = ring.host_of(names.queue_hash_name());
+                (ring, Some(inbox))
             }
         };
+        let topology = Topology {
+            hosts: layer
+                .hosts
+                .iter()
+                .map(|url| crate::config::redact_url(url.expose()))
+                .collect(),
+            ring,
+            inbox,
+        };
+        let shared = Arc::new(Shared::new(
+            &layer.prefix,
+            process_id,
+            topology,
+            layer.format.backend(),
+        ));
+        let (queues, receivers): (Vec<_>, Vec<_>) =
+            (0..n).map(|_| mpsc::channel(link::PUBLISH_QUEUE)).unzip();
+        let (stop, stopped) = watch::channel(());
+        let format = match &layer.format {
+            LayerFormat::Core(params) => Format::Core(Arc::new(core::Membership::new(
+                shared.clone(),
+                params.clone(),
+            ))),
+            LayerFormat::Whisper => Format::PubSub(PubSubFormat::Whisper),
+            LayerFormat::PubSub => Format::PubSub(PubSubFormat::Channels),
+        };
+        for (host, (client, rx)) in clients.iter().zip(receivers).enumerate() {
+            let (core, max_pipeline) = match (&format, &layer.format) {
+                (Format::Core(m), LayerFormat::Core(params)) => (
+                    Some(CoreRole {
+                        membership: m.clone(),
+                        queues: queues.clone(),
+                    }),
+                    core::pipeline_limit(params.capacity),
+                ),
+                _ => (None, link::MAX_PIPELINE),
+            };
+            let publisher = Publisher {
+                shared: shared.clone(),
+                host,
+                client: client.clone(),
+                rx,
+                stop: stopped.clone(),
+                core,
+                max_pipeline,
+            };
+            tokio::spawn(publisher.run());
+            if let Format::PubSub(f) = format {
+                tokio::spawn(pubsub::subscriber(
+                    shared.clone(),
+                    f,
+                    host,
+                    client.clone(),
+                    stopped.clone(),
+                ));
+            }
+        }
+        if let (Format::Core(m), LayerFormat::Core(params)) = (&format, &layer.format) {
+            tokio::spawn(inbox::reader(
+                shared.clone(),
+                m.clone(),
+                params.random_prefix_length,
+                clients[m.inbox_host()].clone(),
+                stopped,
+            ));
+        }
         let broker = Arc::new(RedisBroker {
             shared,
             format,
-            queue,
+            queues,
             _stop: stop,
         });
         let deadline = Instant::now() + link::CONNECT_TIMEOUT;
@@ -142,12 +192,14 @@ impl RedisBroker {
 
     pub fn status(&self) -> RedisStatus {
         let s = &self.shared;
+        let hosts = s.hosts_up();
         RedisStatus {
             backend: s.backend,
-            connected: s.connected(),
+            connected: hosts.iter().all(|up| *up),
+            hosts,
             published: s.published.load(Ordering::Relaxed),
             publish_failures: s.publish_failures.load(Ordering::Relaxed),
-            subscribed_groups: s.subscribed.load(Ordering::Relaxed),
+            subscribed_groups: s.subscribed(),
             received: s.received.load(Ordering::Relaxed),
             ignored: s.ignored.load(Ordering::Relaxed),
             over_capacity: s.over_capacity.load(Ordering::Relaxed),
@@ -175,8 +227,8 @@ impl Broker for RedisBroker {
     }
 
     fn ready(&self, group: &str) -> Option<oneshot::Receiver<()>> {
-        // While Redis is away a join does not wait: it is served locally at once.
-        if !self.shared.connected() {
+        // While the group's Redis is away a join does not wait: it is served locally at once.
+        if !self.shared.reaches(group) {
             return None;
         }
         lock(&self.shared.wanted).wait_for(group)
@@ -184,12 +236,12 @@ impl Broker for RedisBroker {
 
     fn group_send(&self, group: &str, event: GroupEvent) {
         let s = &self.shared;
-        let cmd = match &self.format {
-            Format::PubSub(f) => f.publish(s, group, &event),
-            Format::Core(m) => m.send_command(group, &event),
+        let job = match &self.format {
+            Format::PubSub(f) => Job::Event(f.publish(s, group, &event)),
+            Format::Core(m) => m.send_job(group, &event),
         };
         s.hub.deliver(group, event.frame());
-        if self.queue.try_send(cmd).is_err() {
+        if self.queues[s.ring.group_host(group)].try_send(job).is_err() {
             s.publish_failures.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -221,7 +273,7 @@ mod tests {
     async fn unreachable_redis_degrades_without_blocking() {
         // Port 1 refuses connections: the broker starts, delivers locally, counts failures.
         let layer = |url: &str| RedisLayer {
-            url: Secret::new(url),
+            hosts: vec![Secret::new(url)],
             prefix: "t:".into(),
             format: LayerFormat::Whisper,
         };

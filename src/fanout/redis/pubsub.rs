@@ -6,11 +6,12 @@
 //! | Whisper | `REDIS_PREFIX + group` | `WSP1` + 16-byte process id + the frame's bytes |
 //! | RedisPubSubChannelLayer | `prefix + "__group__" + group` | msgpack event dict (see `event`) |
 //!
-//! One task owns a pub/sub connection subscribed to the groups that have local members only
-//! (SUBSCRIBE on the first local member, UNSUBSCRIBE after the last one leaves) and hands what
-//! arrives to the local hub, unless this process published it. A process only hears what was
-//! published after its SUBSCRIBE was confirmed (pub/sub keeps nothing), exactly as
-//! channels_redis' pub/sub layer behaves.
+//! Per host, one task owns a pub/sub connection subscribed to the groups that have local
+//! members only (SUBSCRIBE on the first local member, UNSUBSCRIBE after the last one leaves)
+//! and hands what arrives to the local hub, unless this process published it. A process only
+//! hears what was published after its SUBSCRIBE was confirmed (pub/sub keeps nothing), exactly
+//! as channels_redis' pub/sub layer behaves. With several hosts a group's channel is published
+//! and subscribed on the host its whole name hashes to (`pubsub.py`, `_get_shard`; see `ring`).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -21,7 +22,8 @@ use redis::aio::PubSubSink;
 use tokio::sync::watch;
 
 use super::event;
-use super::link::{self, Link, PROCESS_ID_LEN, Shared, lock};
+use super::link;
+use super::shared::{Link, PROCESS_ID_LEN, Shared, lock};
 use crate::chat::protocol::{Frame, GroupEvent};
 
 const MAGIC: &[u8; 4] = b"WSP1";
@@ -110,11 +112,12 @@ impl PubSubFormat {
     }
 }
 
-/// Owns the pub/sub connection: keeps it subscribed to the wanted groups and hands what
-/// arrives to the local hub.
+/// Owns `host`'s pub/sub connection: keeps it subscribed to the wanted groups on that host and
+/// hands what arrives to the local hub.
 pub(super) async fn subscriber(
     shared: Arc<Shared>,
     format: PubSubFormat,
+    host: usize,
     client: redis::Client,
     mut stop: watch::Receiver<()>,
 ) {
@@ -128,20 +131,22 @@ pub(super) async fn subscriber(
                 let mut active: HashSet<String> = HashSet::new();
                 let mut full = true;
                 loop {
-                    if let Err(e) = reconcile(&shared, format, &mut sink, &mut active, full).await {
+                    if let Err(e) =
+                        reconcile(&shared, format, host, &mut sink, &mut active, full).await
+                    {
                         break e;
                     }
                     if full {
                         full = false;
                         backoff = link::first_backoff();
-                        shared.set_link(Link::Receiver, true, None);
+                        shared.set_link(host, Link::Receiver, true, None);
                     }
                     tokio::select! {
                         msg = stream.next() => match msg {
                             Some(msg) => format.on_message(&shared, msg.get_channel_name(), msg.get_payload_bytes()),
                             None => break "connection closed".to_string(),
                         },
-                        _ = shared.wanted_changed.notified() => {}
+                        _ = shared.changed(host).notified() => {}
                         _ = link::stopping(&mut stop) => return,
                     }
                 }
@@ -149,9 +154,9 @@ pub(super) async fn subscriber(
             Ok(Err(e)) => e.to_string(),
             Err(_) => "connection timed out".to_string(),
         };
-        shared.subscribed.store(0, Ordering::Relaxed);
-        lock(&shared.wanted).unconfirm_all();
-        shared.set_link(Link::Receiver, false, Some(&error));
+        shared.set_subscribed(host, 0);
+        lock(&shared.wanted).unconfirm(host, &shared.ring);
+        shared.set_link(host, Link::Receiver, false, Some(&error));
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
             _ = link::stopping(&mut stop) => return,
@@ -164,11 +169,12 @@ pub(super) async fn subscriber(
 async fn reconcile(
     shared: &Shared,
     format: PubSubFormat,
+    host: usize,
     sink: &mut PubSubSink,
     active: &mut HashSet<String>,
     full: bool,
 ) -> Result<(), String> {
-    let (mut add, remove) = lock(&shared.wanted).diff(active, full);
+    let (mut add, remove) = lock(&shared.wanted).diff(host, &shared.ring, active, full);
     // A fresh connection has no subscriptions: `active` is empty, nothing is re-sent twice.
     add.retain(|g| !active.contains(g));
     // The lock is released: the commands below await. A change meanwhile marks the group
@@ -201,7 +207,7 @@ async fn reconcile(
         }
         lock(&shared.wanted).confirm(&[], &remove);
     }
-    shared.subscribed.store(active.len(), Ordering::Relaxed);
+    shared.set_subscribed(host, active.len());
     Ok(())
 }
 
@@ -220,7 +226,7 @@ mod tests {
 
     #[test]
     fn own_and_foreign_payloads_are_ignored() {
-        let s = Shared::new("t:", [7; PROCESS_ID_LEN], String::new(), "test");
+        let s = Shared::for_test("t:", [7; PROCESS_ID_LEN]);
         let (m, mut inbox) = mailbox(1, 8, usize::MAX);
         s.hub.group_add("room-1", &m);
         let f = PubSubFormat::Whisper;
@@ -248,7 +254,7 @@ mod tests {
 
     #[test]
     fn channels_format_names_and_self_filter() {
-        let s = Shared::new("asgi", [7; PROCESS_ID_LEN], String::new(), "test");
+        let s = Shared::for_test("asgi", [7; PROCESS_ID_LEN]);
         let f = PubSubFormat::Channels;
         assert_eq!(f.channel("asgi", "room-3"), "asgi__group__room-3");
         let (m, mut inbox) = mailbox(1, 8, usize::MAX);
