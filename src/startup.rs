@@ -88,16 +88,19 @@ pub async fn build_with_health(
 /// process. Like the session cache it connects at first use.
 fn make_presence(settings: &Settings) -> anyhow::Result<Presence> {
     let timeout = settings.room_presence_timeout;
-    let shared = match (&settings.caches.aliases.get("default"), &settings.channel_layer) {
-        (Some(config), _) => Some((*config).clone()),
-        (None, Some(layer)) if layer.format == LayerFormat::Whisper => {
-            Some(CacheConfig::django_defaults(
-                "REDIS_URL",
-                layer.url.clone(),
-                layer.prefix.trim_end_matches(':'),
-            ))
-        }
-        _ => None,
+    let redis_url = settings
+        .channel_layer
+        .as_ref()
+        .filter(|layer| layer.format == LayerFormat::Whisper)
+        .and_then(|layer| Some((layer.hosts.first()?, &layer.prefix)));
+    let shared = match (settings.caches.aliases.get("default"), redis_url) {
+        (Some(config), _) => Some(config.clone()),
+        (None, Some((url, prefix))) => Some(CacheConfig::django_defaults(
+            "REDIS_URL",
+            url.clone(),
+            prefix.trim_end_matches(':'),
+        )),
+        (None, None) => None,
     };
     if let Some(config) = shared {
         let cache = DjangoCache::new(&config)

@@ -236,7 +236,9 @@ impl Consumer {
             .await
             .map_err(|_| ClientError::ServiceUnavailable)?;
         let users = presence::users_json(stored.as_ref());
-        Ok(vec![Effect::Reply(protocol::room_users_reply(&raw, &users))])
+        Ok(vec![Effect::Reply(protocol::room_users_reply(
+            &raw, &users,
+        ))])
     }
 
     async fn presence_refresh(&self, raw: &Value) {

@@ -229,7 +229,11 @@ struct Memory {
 
 impl Memory {
     fn get(&mut self, key: &str, now: Instant) -> Option<&PyDict> {
-        if self.rooms.get(key).is_some_and(|(_, expires)| *expires <= now) {
+        if self
+            .rooms
+            .get(key)
+            .is_some_and(|(_, expires)| *expires <= now)
+        {
             self.rooms.remove(key);
         }
         self.rooms.get(key).map(|(d, _)| d)
@@ -271,10 +275,7 @@ mod tests {
 
     #[test]
     fn keys_are_str_of_the_raw_value() {
-        assert_eq!(
-            presence_key(&room("1")).as_deref(),
-            Some("room-presence-1")
-        );
+        assert_eq!(presence_key(&room("1")).as_deref(), Some("room-presence-1"));
         assert_eq!(
             presence_key(&room(r#"" 01""#)).as_deref(),
             Some("room-presence- 01")

@@ -48,11 +48,20 @@ impl fmt::Debug for Frame {
 /// A decoded client command. `room` and `message` are the raw JSON values (spec §4.4).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
-    Join { room: Value },
-    Leave { room: Value },
-    Send { room: Value, message: Value },
+    Join {
+        room: Value,
+    },
+    Leave {
+        room: Value,
+    },
+    Send {
+        room: Value,
+        message: Value,
+    },
     /// The Whisper fork's `{"command": "room_users", "room": R}` (spec §12).
-    RoomUsers { room: Value },
+    RoomUsers {
+        room: Value,
+    },
 }
 
 /// Every `{"error": CODE}` reply. The first three are the original's (spec §4.8); the rest are
@@ -390,7 +399,9 @@ mod tests {
             room_users_reply(&room("3"), &Value::Null).as_str(),
             r#"{"type": 6, "room": 3, "data": {"users": null}}"#
         );
-        let users = room(r#"{"7": {"username": "Zo\u00eb", "name": "", "left": false, "last_update": 1732900000.5}}"#);
+        let users = room(
+            r#"{"7": {"username": "Zo\u00eb", "name": "", "left": false, "last_update": 1732900000.5}}"#,
+        );
         assert_eq!(
             room_users_reply(&room(r#""3""#), &users).as_str(),
             r#"{"type": 6, "room": "3", "data": {"users": {"7": {"username": "Zo\u00eb", "name": "", "left": false, "last_update": 1732900000.5}}}}"#

@@ -413,7 +413,7 @@ impl Settings {
             password_hashing_concurrency: positive("PASSWORD_HASHING_CONCURRENCY", cores)?,
             user_model: user_model::from_lookup(&get)?,
             room_presence_timeout: Duration::from_secs(
-                positive("ROOM_PRESENCE_TIMEOUT", 3600)? as u64,
+                positive("ROOM_PRESENCE_TIMEOUT", 3600)? as u64
             ),
             base_dir,
         };
