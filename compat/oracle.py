@@ -30,6 +30,7 @@ Subcommands:
   logout [--cookie ...]        POST /accounts/logout/ (with a CSRF token)
   admin-password-change --cookie ... --username U --password P   the admin's password form
   session-decode --key K       the session's dict (db row or signed cookie), or null
+  cache-get --key K            Django's default cache: cache.get(K) as repr and JSON
   session-set --key K --name N --value V   adds a key to a session; prints the (new) key
   session-expire --key K       expires a session: the db row's expire_date moves into the past
                                (db, cached_db) and the cache entry gets a 1-second timeout
@@ -428,6 +429,14 @@ def cmd_cache_entry(a):
     return out
 
 
+def cmd_cache_get(a):
+    """`cache.get(key)` of Django's default cache: its repr (int keys stay ints) and its JSON."""
+    from django.core.cache import cache
+
+    value = cache.get(a.key)
+    return {"repr": repr(value), "json": json.dumps(value)}
+
+
 def cmd_session_set(a):
     store = session_store(a.key)
     store.load()
@@ -530,6 +539,7 @@ def parser():
     add("logout", cmd_logout, "cookie")
     add("admin-password-change", cmd_admin_password_change, "cookie", "username", "password")
     add("session-decode", cmd_session_decode, "key")
+    add("cache-get", cmd_cache_get, "key")
     add("session-set", cmd_session_set, "key", "name", "value")
     add("session-expire", cmd_session_expire, "key")
     add("cache-entry", cmd_cache_entry, "key")

@@ -87,11 +87,8 @@ impl Daphne {
             Server::Daphne => command.args(["-b", "127.0.0.1", "-p", &port.to_string()]),
             Server::Uvicorn => command.args(["--host", "127.0.0.1", "--port", &port.to_string()]),
         };
-        command.arg("multichat.asgi:application");
-        for (k, v) in vars {
-            command.env(k, v);
-        }
-        let child = command
+        command
+            .arg("multichat.asgi:application")
             .current_dir(compat)
             .env("DJANGO_SETTINGS_MODULE", "multichat.settings")
             .env("DATABASE_URL", database_url)
@@ -100,7 +97,12 @@ impl Daphne {
             .env("NOTIFY_USERS_ON_ENTER_OR_LEAVE_ROOMS", "True")
             .env("PYTHONUNBUFFERED", "1")
             .env_remove("SECRET_KEY_FALLBACKS")
-            .env_remove("SESSION_ENGINE")
+            .env_remove("SESSION_ENGINE");
+        // After the defaults, so a test's own SESSION_ENGINE (and the rest) wins.
+        for (k, v) in vars {
+            command.env(k, v);
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
             .stderr(out)

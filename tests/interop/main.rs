@@ -260,6 +260,7 @@ macro_rules! on_both_backends_and_engines {
 
 mod cache_sessions;
 mod custom_user;
+mod fork;
 mod passwords;
 mod rooms;
 mod schema;

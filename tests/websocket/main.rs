@@ -15,6 +15,7 @@ mod edge_cases;
 mod golden;
 mod handshake;
 mod ordering;
+mod presence;
 mod staff_and_notifications;
 
 use std::time::Duration;
