@@ -214,14 +214,25 @@ async fn sessions_refused_after_password_change_deactivation_expiry(
     // Expired sessions.
     server.stop().await;
     if engine == SIGNED_COOKIES {
-        // The cookie's signed timestamp is older than SESSION_COOKIE_AGE.
-        let short = env.with("SESSION_COOKIE_AGE", "2");
+        // The cookie's signed timestamp is older than SESSION_COOKIE_AGE. The age leaves room
+        // for two logins (PBKDF2 at 1M iterations, each side) on a loaded machine.
+        const AGE: u64 = 6;
+        let short = env.with("SESSION_COOKIE_AGE", &AGE.to_string());
         let server = short.whisper().await;
         let django = short.django();
+        django.run(&["rooms"]).await; // Django started before the clock runs
+        let first_login = Instant::now();
         let d = django.login("bob", "a brand new password").await;
         let w = w_login(&server, "bob", "a brand new password").await;
+        let signed = Instant::now();
         assert_whisper_accepts(&server, &d, "fresh signed cookie").await;
-        tokio::time::sleep(Duration::from_millis(3100)).await;
+        assert!(
+            first_login.elapsed() < Duration::from_secs(AGE),
+            "the logins took longer than SESSION_COOKIE_AGE; the check above proved nothing"
+        );
+        // Both cookies were signed before `signed`; timestamps have whole seconds.
+        let expired = signed + Duration::from_secs(AGE + 1) + Duration::from_millis(100);
+        tokio::time::sleep_until(expired.into()).await;
         assert_whisper_refuses(&server, &d, "expired signed cookie from Django").await;
         assert_whisper_refuses(&server, &w, "expired signed cookie from Whisper").await;
         assert_eq!(django.get("/", &w).await["status"], 302);
