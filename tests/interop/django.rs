@@ -171,6 +171,27 @@ impl Django {
         self.run(&["logout", "--cookie", &cookie]).await
     }
 
+    /// `admin` logs in to the admin and changes `username`'s password with the admin's form;
+    /// asserts both succeeded (302s, and Django's `check_password` agrees).
+    pub(crate) async fn admin_change_password(&self, admin: &str, username: &str, password: &str) {
+        let login = self.login_at("/admin/login/", admin, PASSWORD).await;
+        assert_eq!(login["status"], 302, "admin login of {admin}: {login}");
+        let cookie = format!("sessionid={}", login["session"].as_str().unwrap());
+        let changed = self
+            .run(&[
+                "admin-password-change",
+                "--cookie",
+                &cookie,
+                "--username",
+                username,
+                "--password",
+                password,
+            ])
+            .await;
+        assert_eq!(changed["status"], 302, "{changed}");
+        assert_eq!(changed["password_changed"], true, "{changed}");
+    }
+
     pub(crate) async fn user(&self, username: &str) -> Value {
         self.run(&["user", "--username", username]).await
     }
