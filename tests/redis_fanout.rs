@@ -478,3 +478,44 @@ async fn healthz_reports_broker_and_redis_state() {
     drop((a, b));
     server.stop().await;
 }
+
+/// The fork's `room_users` with `REDIS_URL` and no `CACHES`: presence lives on that Redis, so
+/// every process answers the same, under the key a Django `RedisCache` with `KEY_PREFIX` =
+/// `REDIS_PREFIX` (without its `:`) would read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn room_presence_is_shared_through_redis_url() {
+    let prefix = random_prefix();
+    let servers = cluster(2, SHARED_REDIS, &prefix).await;
+    let room = servers[0].create_room("Lobby", false).await;
+    let alice = servers[0].create_user("alice", false).await;
+    let bob = servers[0].create_user("bob", false).await;
+    let mut a = servers[0].ws_for(alice).await;
+    let mut b = servers[1].ws_for(bob).await;
+    let r = room.to_string();
+    assert_eq!(a.call(&join(&r)).await, ack_join(room, "Lobby"));
+
+    let room_users = format!(r#"{{"command": "room_users", "room": {room}}}"#);
+    let on_b = parse(&b.call(&room_users).await);
+    assert_eq!(on_b["type"], 6, "{on_b}");
+    let users = on_b["data"]["users"].as_object().expect("alice's presence");
+    assert_eq!(users.len(), 1, "{on_b}");
+    assert_eq!(users[&alice.to_string()]["username"], "alice");
+    assert_eq!(users[&alice.to_string()]["left"], false);
+    // The same bytes from both processes.
+    assert_eq!(a.call(&room_users).await, b.call(&room_users).await);
+
+    // Stored where Django's RedisCache(KEY_PREFIX=<REDIS_PREFIX without ':'>) reads it.
+    let key = format!("{}:1:room-presence-{room}", prefix.trim_end_matches(':'));
+    let mut conn = redis_conn(SHARED_REDIS).await;
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!((3500..=3600).contains(&ttl), "{key}: TTL {ttl}");
+    let _: i64 = redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
