@@ -2,25 +2,45 @@
 //!
 //! A [`Consumer`] owns one socket's state (the user snapshot taken at connect, the set of raw
 //! room values joined, the groups subscribed) and turns each inbound frame into an ordered list
-//! of [`Effect`]s. It performs no I/O besides cached room lookups, so the ordering rules of
-//! §4.12 are visible in one place and testable without a network:
+//! of [`Effect`]s. It performs no I/O besides room lookups through a [`RoomLookup`] and the
+//! room presence, so the ordering rules of §4.12 and the socket's limits are visible in one
+//! place and testable without a network or a database:
 //!
 //! * the direct reply comes first, so a member's own notices always follow its ack;
 //! * join publishes its enter notice *before* subscribing (no self-notice on a first join);
 //! * leave publishes its leave notice *before* unsubscribing (a subscribed leaver hears it).
 //!
+//! Beyond the original, every frame passes the socket's limits first ([`SocketLimits`]): its
+//! rate (`RATE_LIMITED`), the size of its raw `room` (`ROOM_INVALID`), the number of rooms
+//! joined (`TOO_MANY_ROOMS`) and the size of what it sends to a room (`MESSAGE_TOO_LARGE`).
+//! A refused frame changes nothing and costs no tokens.
+//!
 //! It also keeps the Whisper fork's room presence ([`Presence`], spec §12): refreshed after a
 //! join (before its ack) and after a send, marked `left` on every leave, read by `room_users`.
 
 use std::collections::HashSet;
+use std::future::Future;
 
 use indexmap::IndexMap;
+use tokio::time::Instant;
 
+use crate::chat::limits::{SocketLimits, TokenBucket};
 use crate::chat::presence::{self, Presence, PresenceUser};
 use crate::chat::protocol::{self, ClientError, Command, Frame, GroupEvent};
 use crate::chat::roomid::{self, RoomKey};
-use crate::django::pyjson::Value;
-use crate::store::{Room, RoomCache};
+use crate::django::pyjson::{self, Separators, Value};
+use crate::store::{Room, RoomCache, StoreError};
+
+/// Where the consumer finds rooms by id: the cached store in the server, a map in tests.
+pub trait RoomLookup: Send + Sync {
+    fn room(&self, id: i64) -> impl Future<Output = Result<Option<Room>, StoreError>> + Send;
+}
+
+impl RoomLookup for RoomCache {
+    fn room(&self, id: i64) -> impl Future<Output = Result<Option<Room>, StoreError>> + Send {
+        self.get(id)
+    }
+}
 
 /// What the connection needs to know about its user, frozen at connect (spec §4.2 point 5).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,11 +87,14 @@ enum Notice {
     Leave,
 }
 
-pub struct Consumer {
+pub struct Consumer<R: RoomLookup = RoomCache> {
     user: UserSnapshot,
-    rooms_cache: RoomCache,
+    rooms_cache: R,
     presence: Presence,
     notify: bool,
+    limits: SocketLimits,
+    messages: TokenBucket,
+    bytes: TokenBucket,
     /// The raw room values of successful joins, keyed with Python equality (spec §4.6). An
     /// equal value joined later keeps the first spelling, as a Python `set.add` does.
     rooms: IndexMap<RoomKey, Value>,
@@ -79,18 +102,23 @@ pub struct Consumer {
     subscribed: HashSet<i64>,
 }
 
-impl Consumer {
+impl<R: RoomLookup> Consumer<R> {
     pub fn new(
         user: UserSnapshot,
-        rooms_cache: RoomCache,
+        rooms_cache: R,
         presence: Presence,
         notify_enter_leave: bool,
+        limits: SocketLimits,
     ) -> Self {
+        let now = Instant::now();
         Consumer {
             user,
             rooms_cache,
             presence,
             notify: notify_enter_leave,
+            limits,
+            messages: TokenBucket::new(limits.messages, now),
+            bytes: TokenBucket::new(limits.bytes, now),
             rooms: IndexMap::new(),
             subscribed: HashSet::new(),
         }
@@ -103,14 +131,52 @@ impl Consumer {
     /// Handles one inbound text frame. Errors become a single error reply; the state is
     /// untouched by a failed command.
     pub async fn receive(&mut self, text: &str) -> Vec<Effect> {
-        let result = match protocol::parse_command(text) {
+        let now = Instant::now();
+        let result = match self.admit(text, now) {
             Ok(Command::Join { room }) => self.join(room).await,
             Ok(Command::Leave { room }) => self.leave(room).await,
             Ok(Command::Send { room, message }) => self.send(room, message).await,
             Ok(Command::RoomUsers { room }) => self.room_users(room).await,
             Err(e) => Err(e),
         };
-        result.unwrap_or_else(|e| vec![Effect::Reply(e.frame())])
+        match result {
+            Ok(effects) => {
+                // The frame's token, and the bytes it sends to rooms (checked beforehand).
+                self.messages.take(1.0, now);
+                self.bytes.take(room_bytes(&effects) as f64, now);
+                effects
+            }
+            Err(e) => vec![Effect::Reply(e.frame())],
+        }
+    }
+
+    /// The checks every frame passes before it is decoded further: the message rate, then
+    /// the size of its raw `room` value.
+    fn admit(&mut self, text: &str, now: Instant) -> Result<Command, ClientError> {
+        if !self.messages.has(1.0, now) {
+            return Err(ClientError::RateLimited);
+        }
+        let command = protocol::parse_command(text)?;
+        let room = match &command {
+            Command::Join { room }
+            | Command::Leave { room }
+            | Command::Send { room, .. }
+            | Command::RoomUsers { room } => room,
+        };
+        if pyjson::dumps(room, Separators::Python).len() > self.limits.max_room_bytes {
+            return Err(ClientError::RoomInvalid);
+        }
+        Ok(command)
+    }
+
+    /// Refuses a command whose frames to rooms would exceed the byte rate; never called for
+    /// the leave notices of a disconnect, which always go out.
+    fn afford(&mut self, cost: usize) -> Result<(), ClientError> {
+        if self.bytes.has(cost as f64, Instant::now()) {
+            Ok(())
+        } else {
+            Err(ClientError::RateLimited)
+        }
     }
 
     /// Runs the leave procedure for every joined room (spec §4.11), then drops any remaining
@@ -158,7 +224,7 @@ impl Consumer {
             .ok_or(ClientError::RoomInvalid)?;
         let room = self
             .rooms_cache
-            .get(id)
+            .room(id)
             .await
             .map_err(|_| ClientError::ServiceUnavailable)?
             .ok_or(ClientError::RoomInvalid)?;
@@ -171,9 +237,13 @@ impl Consumer {
     async fn join(&mut self, raw: Value) -> Result<Vec<Effect>, ClientError> {
         let room = self.room_or_error(&raw).await?;
         let key = RoomKey::from_value(&raw).map_err(|_| ClientError::RoomInvalid)?;
+        if !self.rooms.contains_key(&key) && self.rooms.len() >= self.limits.max_rooms {
+            return Err(ClientError::TooManyRooms);
+        }
         let group = group_name(room.id);
         let mut effects = vec![Effect::Reply(protocol::join_ack(room.id, &room.title))];
         self.notice(&mut effects, &group, Notice::Enter, &raw);
+        self.afford(room_bytes(&effects))?;
         self.presence_refresh(&raw).await;
         self.rooms.entry(key).or_insert(raw);
         if self.subscribed.insert(room.id) {
@@ -188,6 +258,7 @@ impl Consumer {
         // Membership is not checked: leaving a room never joined still notifies (spec §4.6).
         let mut effects = vec![Effect::Reply(protocol::leave_ack(room.id))];
         self.notice(&mut effects, &group, Notice::Leave, &raw);
+        self.afford(room_bytes(&effects))?;
         self.presence_left(&raw).await;
         if let Ok(key) = RoomKey::from_value(&raw) {
             self.rooms.shift_remove(&key);
@@ -206,10 +277,15 @@ impl Consumer {
             return Err(ClientError::RoomAccessDenied);
         }
         let room = self.room_or_error(&raw).await?;
-        self.presence_refresh(&raw).await;
+        let event = GroupEvent::message(raw, &self.user.username, message);
+        if event.frame().len() > self.limits.max_event_bytes {
+            return Err(ClientError::MessageTooLarge);
+        }
+        self.afford(event.frame().len())?;
+        self.presence_refresh(event.room_id()).await;
         Ok(vec![Effect::GroupSend {
             group: group_name(room.id),
-            event: GroupEvent::message(raw, &self.user.username, message),
+            event,
         }])
     }
 
@@ -253,3 +329,17 @@ impl Consumer {
         }
     }
 }
+
+/// Bytes of the frames the effects send to rooms.
+fn room_bytes(effects: &[Effect]) -> usize {
+    effects
+        .iter()
+        .map(|e| match e {
+            Effect::GroupSend { event, .. } => event.frame().len(),
+            _ => 0,
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests;

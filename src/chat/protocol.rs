@@ -77,6 +77,13 @@ pub enum ClientError {
     UnknownCommand,
     /// The database could not be reached for a room lookup; the command had no effect.
     ServiceUnavailable,
+    /// Beyond the original: the socket sent faster than `WS_MESSAGES_PER_SECOND` or
+    /// `WS_BYTES_PER_SECOND` allow; the command had no effect (`chat::limits`).
+    RateLimited,
+    /// Beyond the original: a join past `WS_MAX_ROOMS_PER_SOCKET`.
+    TooManyRooms,
+    /// Beyond the original: the frame sent to the room would exceed `WS_MAX_MESSAGE_BYTES`.
+    MessageTooLarge,
 }
 
 impl ClientError {
@@ -88,6 +95,9 @@ impl ClientError {
             ClientError::BadRequest => "BAD_REQUEST",
             ClientError::UnknownCommand => "UNKNOWN_COMMAND",
             ClientError::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            ClientError::RateLimited => "RATE_LIMITED",
+            ClientError::TooManyRooms => "TOO_MANY_ROOMS",
+            ClientError::MessageTooLarge => "MESSAGE_TOO_LARGE",
         }
     }
 

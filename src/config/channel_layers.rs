@@ -25,6 +25,9 @@ use serde_json::{Map, Value as Json};
 
 use super::{ConfigError, Secret, invalid};
 
+/// `REDIS_PREFIX`'s default.
+pub const DEFAULT_REDIS_PREFIX: &str = "whisper:";
+
 pub const IN_MEMORY: &str = "channels.layers.InMemoryChannelLayer";
 pub const PUBSUB: &str = "channels_redis.pubsub.RedisPubSubChannelLayer";
 pub const CORE: &str = "channels_redis.core.RedisChannelLayer";

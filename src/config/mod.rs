@@ -11,12 +11,14 @@ use crate::django::hashers::{DjangoVersion, HasherConfig};
 
 pub mod caches;
 pub mod channel_layers;
+pub mod limits;
 pub mod password_hashers;
 pub mod user_model;
 mod values;
 
 pub use caches::{CacheBackend, CacheConfig, Caches};
 pub use channel_layers::{CoreParams, LayerFormat, RedisLayer};
+pub use limits::{Limits, Rate, SocketLimits};
 pub use user_model::UserModel;
 pub use values::{DatabaseUrl, Secret, SessionEngine, redact_url};
 
@@ -73,6 +75,8 @@ pub struct Settings {
     /// `ROOM_PRESENCE_TIMEOUT` (the Whisper fork's setting): seconds a room's presence lives
     /// after its last change.
     pub room_presence_timeout: Duration,
+    /// Per-socket, write, HTTP and shutdown limits; see [`limits`].
+    pub limits: Limits,
 }
 
 /// A setting that could not be understood.
@@ -213,6 +217,7 @@ impl Settings {
                 .unwrap_or("django.contrib.sessions.backends.db"),
         )
         .map_err(|e| invalid("SESSION_ENGINE", e))?;
+        let ws_max_message_bytes = positive("WS_MAX_MESSAGE_BYTES", 1024 * 1024)?;
         let settings = Settings {
             secret_key: get("SECRET_KEY").filter(|s| !s.is_empty()).map(Secret::new),
             secret_key_fallbacks: parse_list(get("SECRET_KEY_FALLBACKS").as_deref().unwrap_or(""))
@@ -227,7 +232,7 @@ impl Settings {
             channel_layer: channel_layers::resolve(
                 get("CHANNEL_LAYERS").as_deref(),
                 get("REDIS_URL").filter(|s| !s.is_empty()),
-                string_or("REDIS_PREFIX", crate::fanout::DEFAULT_REDIS_PREFIX),
+                string_or("REDIS_PREFIX", channel_layers::DEFAULT_REDIS_PREFIX),
             )?,
             session_engine,
             caches: caches::parse(
@@ -255,7 +260,8 @@ impl Settings {
             django_version: password_hashers.version,
             password_hashers,
             room_cache_ttl: Duration::from_secs_f64(room_cache_ttl),
-            ws_max_message_bytes: positive("WS_MAX_MESSAGE_BYTES", 1024 * 1024)?,
+            ws_max_message_bytes,
+            limits: Limits::from_lookup(&get, ws_max_message_bytes)?,
             ws_outbound_queue: positive("WS_OUTBOUND_QUEUE", 4096)?,
             ws_outbound_queue_bytes: positive("WS_OUTBOUND_QUEUE_BYTES", 4 << 20)?,
             password_hashing_concurrency: positive("PASSWORD_HASHING_CONCURRENCY", cores)?,

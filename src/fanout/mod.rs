@@ -14,15 +14,10 @@ mod redis;
 
 pub use local::LocalHub;
 pub use mailbox::{ConnId, Inbox, Mailbox, OverflowSignal, mailbox};
-pub use redis::{
-    DEFAULT_PREFIX as DEFAULT_REDIS_PREFIX, RedisBroker, RedisStatus, ping as redis_ping,
-};
-
-use std::time::Duration;
+pub use redis::{RedisBroker, RedisStatus, ping as redis_ping};
 
 use tokio::sync::oneshot;
 
-use crate::chat::consumer::Effect;
 use crate::chat::protocol::GroupEvent;
 
 /// Close code sent to a member whose outbound queue overflowed ("try again later").
@@ -40,34 +35,5 @@ pub trait Broker: Send + Sync + 'static {
     /// in-process hub is always ready.
     fn ready(&self, _group: &str) -> Option<oneshot::Receiver<()>> {
         None
-    }
-}
-
-/// How long a join waits for its group to be ready before answering anyway.
-pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Carries out a consumer's effects, in order, for the connection owning `mailbox`. After a
-/// join it waits (at most [`READY_TIMEOUT`]) until the group is ready on every process: the
-/// connection's task writes nothing meanwhile, so when the client reads the join ack, events
-/// from any process reach it, as when the original's `group_add` returned before its ack.
-pub async fn apply(broker: &dyn Broker, mailbox: &Mailbox, effects: Vec<Effect>) {
-    let mut joined = Vec::new();
-    for effect in effects {
-        match effect {
-            Effect::Reply(frame) => {
-                mailbox.deliver(frame);
-            }
-            Effect::GroupSend { group, event } => broker.group_send(&group, event),
-            Effect::GroupAdd(group) => {
-                broker.group_add(&group, mailbox);
-                joined.push(group);
-            }
-            Effect::GroupDiscard(group) => broker.group_discard(&group, mailbox.id()),
-        }
-    }
-    for group in joined {
-        if let Some(ready) = broker.ready(&group) {
-            let _ = tokio::time::timeout(READY_TIMEOUT, ready).await;
-        }
     }
 }

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `pages.rs` | index, login, logout, 404 / APPEND_SLASH redirects |
 //! | `socket.rs` | `/chat/stream/`: handshake auth, the per-connection task |
+//! | `effects.rs` | a consumer's effects carried out through the broker |
 //! | `session.rs` | Django sessions and `get_user`/`login`/`logout` for a request |
 //! | `csrf.rs` | CSRF cookie, tokens and the request check |
 //! | `security.rs` | `ALLOWED_HOSTS`, security headers, WebSocket `Origin` |
@@ -12,6 +13,7 @@
 //! | `error.rs` | the one mapping from errors to HTTP responses |
 
 pub mod csrf;
+pub mod effects;
 pub mod error;
 pub mod hashing;
 pub mod health;

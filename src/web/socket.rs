@@ -12,15 +12,22 @@
 //! |---|---|
 //! | database or session cache unreachable at the handshake | HTTP 503, no socket |
 //! | malformed or unknown command, bad room | `{"error": CODE}` reply, socket stays open |
+//! | too fast, too many rooms, room value or room frame too large (`chat::limits`) | `{"error": "RATE_LIMITED"}` / `TOO_MANY_ROOMS` / `ROOM_INVALID` / `MESSAGE_TOO_LARGE`, socket stays open |
 //! | `room_users` for a staff-only room, from a non-staff user | `{"error": "ROOM_ACCESS_DENIED"}` |
 //! | binary frame | close 1003 |
 //! | frame over `WS_MAX_MESSAGE_BYTES` | close 1009 |
 //! | invalid UTF-8 / protocol violation | close 1007 / 1002 |
 //! | outbound queue full (client too slow) | close 1013 |
+//! | a write not done within `WS_WRITE_TIMEOUT` (client stopped reading) | close 1013 |
 //! | no traffic for 50 s (ping every 20 s unanswered, like Daphne) | connection dropped |
 //! | server shutting down | close 1001 |
 //!
-//! Whatever ends a connection, the leave procedure runs for every joined room (§4.11).
+//! Whatever ends a connection, the leave procedure runs for every joined room (§4.11), then
+//! the close frame gets [`CLOSE_WRITE_TIMEOUT`] to leave; a peer that cannot take even that is
+//! dropped. A write never blocks the other rules: while one waits, the queue-full, keep-alive
+//! and shutdown closes still fire. No frame the server builds can break a connection: the
+//! write buffer takes any frame whole (frames are bounded by `WS_MAX_MESSAGE_BYTES` and the
+//! queue by `WS_OUTBOUND_QUEUE_BYTES`).
 
 use std::time::Duration;
 
@@ -40,7 +47,7 @@ use crate::store::{StoreError, User};
 use crate::web::error::WebError;
 use crate::web::pages::cookie_headers;
 use crate::web::session::{Session, resolve_user};
-use crate::web::{AppState, security};
+use crate::web::{AppState, effects, security};
 
 /// Daphne's keep-alive: a ping every 20 s, and a peer silent for 30 s more is dropped.
 const PING_INTERVAL: Duration = Duration::from_secs(20);
@@ -54,6 +61,8 @@ const MAX_BATCH: usize = 64;
 /// Larger inbound frames still arrive whole, read in several chunks.
 const READ_BUFFER: usize = 512;
 const WRITE_BUFFER: usize = 8 * 1024;
+/// How long the close frame may take once a connection ends.
+pub const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The handshake: Origin, then the session's user; anonymous → 403 with an empty body.
 pub async fn handshake(
@@ -74,7 +83,9 @@ pub async fn handshake(
     upgrade
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
-        .max_write_buffer_size(WRITE_BUFFER + max + 1024)
+        // Unbounded here: tungstenite fails a connection whose frame does not fit, and an
+        // event escaped to 6× its message did (issue 10). What is queued is bounded upstream.
+        .max_write_buffer_size(usize::MAX)
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| run(app, socket, user))
@@ -120,19 +131,38 @@ async fn run(app: AppState, mut socket: WebSocket, user: User) {
         app.rooms.clone(),
         app.presence.clone(),
         app.settings.notify_users_on_enter_or_leave_rooms,
+        app.settings.limits.socket,
     );
+    let write_timeout = app.settings.limits.ws_write_timeout;
     let mut shutdown = app.shutdown.clone();
     let mut ping = tokio::time::interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
     let mut last_seen = Instant::now();
+    let silent = |last_seen: Instant| last_seen.elapsed() > PING_INTERVAL + PING_TIMEOUT;
 
     let close: Close = loop {
         tokio::select! {
             biased;
-            _ = overflow.wait() => break Some((CLOSE_SLOW_CONSUMER, "outbound queue full")),
-            _ = shutdown.changed() => break Some((1001, "server shutting down")),
+            _ = overflow.wait() => break QUEUE_FULL,
+            _ = shutdown.changed() => break SHUTTING_DOWN,
             Some(frame) = inbox.recv() => {
-                if write_batch(&mut socket, frame, &mut inbox).await.is_err() {
-                    break None;
+                // The write has its deadline, and the other closes still fire while it waits.
+                let write = tokio::time::timeout(write_timeout, write_batch(&mut socket, frame, &mut inbox));
+                tokio::pin!(write);
+                let outcome = loop {
+                    tokio::select! {
+                        biased;
+                        _ = overflow.wait() => break Err(QUEUE_FULL),
+                        _ = shutdown.changed() => break Err(SHUTTING_DOWN),
+                        _ = ping.tick() => if silent(last_seen) { break Err(None) },
+                        done = &mut write => break match done {
+                            Ok(Ok(())) => Ok(()),
+                            Ok(Err(_)) => Err(None),
+                            Err(_) => Err(Some((CLOSE_SLOW_CONSUMER, "write timed out"))),
+                        },
+                    }
+                };
+                if let Err(close) = outcome {
+                    break close;
                 }
             }
             msg = socket.recv() => {
@@ -140,7 +170,7 @@ async fn run(app: AppState, mut socket: WebSocket, user: User) {
                 match msg {
                     Some(Ok(Message::Text(text))) => {
                         let effects = consumer.receive(text.as_str()).await;
-                        fanout::apply(app.broker.as_ref(), &mailbox, effects).await;
+                        effects::apply(app.broker.as_ref(), &mailbox, effects).await;
                     }
                     Some(Ok(Message::Binary(_))) => break Some((1003, "binary frames are not supported")),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
@@ -149,11 +179,14 @@ async fn run(app: AppState, mut socket: WebSocket, user: User) {
                 }
             }
             _ = ping.tick() => {
-                if last_seen.elapsed() > PING_INTERVAL + PING_TIMEOUT {
+                if silent(last_seen) {
                     break None;
                 }
-                if socket.send(Message::Ping(bytes::Bytes::from_static(b"whisper!"))).await.is_err() {
-                    break None;
+                let ping = socket.send(Message::Ping(bytes::Bytes::from_static(b"whisper!")));
+                match tokio::time::timeout(write_timeout, ping).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => break None,
+                    Err(_) => break Some((CLOSE_SLOW_CONSUMER, "write timed out")),
                 }
             }
         }
@@ -161,7 +194,8 @@ async fn run(app: AppState, mut socket: WebSocket, user: User) {
 
     // Leave every joined room, whatever ended the connection (spec §4.11).
     let effects = consumer.disconnect().await;
-    fanout::apply(app.broker.as_ref(), &mailbox, effects).await;
+    effects::apply(app.broker.as_ref(), &mailbox, effects).await;
+    drop(inbox);
     let goodbye = async {
         match close {
             Some((code, reason)) => {
@@ -175,9 +209,13 @@ async fn run(app: AppState, mut socket: WebSocket, user: User) {
             None => socket.flush().await,
         }
     };
-    let _ = tokio::time::timeout(Duration::from_secs(5), goodbye).await;
+    // A peer that cannot take even the close frame is dropped (its TCP connection closed).
+    let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, goodbye).await;
     tracing::debug!(conn = id, ?close, "WebSocket closed");
 }
+
+const QUEUE_FULL: Close = Some((CLOSE_SLOW_CONSUMER, "outbound queue full"));
+const SHUTTING_DOWN: Close = Some((1001, "server shutting down"));
 
 /// Writes `first` and whatever else is queued (up to a batch), then flushes once.
 async fn write_batch(

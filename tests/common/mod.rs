@@ -23,6 +23,14 @@ use whisper::django::hashers::{self, HasherConfig};
 use whisper::django::sessions::{self, SESSION_SALT, SessionData};
 use whisper::store::{NewUser, Store};
 
+/// Settings for tests that measure throughput or ordering with bursts far above a person's
+/// typing: the per-socket rate limits (`WS_MESSAGES_PER_SECOND`, `WS_BYTES_PER_SECOND`) lifted.
+pub const UNTHROTTLED: [(&str, &str); 3] = [
+    ("WS_MESSAGES_PER_SECOND", "1000000"),
+    ("WS_MESSAGES_BURST", "1000000"),
+    ("WS_BYTES_PER_SECOND", "1000000000000"),
+];
+
 pub const SECRET: &str = "test-secret-key-for-whisper";
 pub const PASSWORD: &str = "correct horse battery staple";
 

@@ -10,6 +10,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod abuse;
 mod closing;
 mod edge_cases;
 mod golden;

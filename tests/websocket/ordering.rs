@@ -120,7 +120,7 @@ async fn send_many(ws: &mut Ws, tag: &str, n: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn per_sender_order_is_kept() {
     const N: usize = 200;
-    let (server, alice, bob) = lobby().await;
+    let (server, alice, bob) = lobby_with(&UNTHROTTLED).await;
     let (mut a, mut b) = both_in_lobby(&server, alice, bob).await;
     tokio::join!(send_many(&mut a, "a", N), send_many(&mut b, "b", N));
     for (ws, name) in [(&mut a, "alice"), (&mut b, "bob")] {

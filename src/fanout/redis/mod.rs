@@ -46,9 +46,6 @@ use pubsub::PubSubFormat;
 use ring::Ring;
 use shared::{PROCESS_ID_LEN, Shared, Topology, lock};
 
-/// `REDIS_PREFIX`'s default.
-pub const DEFAULT_PREFIX: &str = "whisper:";
-
 /// What `/healthz`, `check` and tests see.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RedisStatus {
