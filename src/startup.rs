@@ -7,42 +7,30 @@ use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::chat::presence::Presence;
 use crate::config::{CacheConfig, LayerFormat, Settings};
 use crate::fanout::{Broker, LocalHub, RedisBroker};
-use crate::store::{DjangoCache, SessionStore, Store};
+use crate::store::{DjangoCache, SessionStore, Store, StoreError};
 use crate::web::health::BrokerHealth;
+use crate::web::listener::{self, ListenLimits};
 use crate::web::templates::Templates;
 use crate::web::{self, AppState};
 
-/// Builds the shared state: resolves `SECRET_KEY`, connects the database (which must be
-/// migrated, and hold the user model's table), loads the templates, prepares the session engine
-/// (and its cache), starts the broker.
-pub async fn build(
-    settings: Settings,
-    shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<AppState> {
-    Ok(build_with_health(settings, shutdown).await?.0)
+/// What is opened once at startup and passed on: the settings with `SECRET_KEY` resolved, and
+/// the database, checked to be migrated and to hold the user model's table.
+pub struct Opened {
+    pub settings: Settings,
+    pub store: Store,
+    /// `SECRET_KEY` was generated now (and stored beside the SQLite file); the caller says so.
+    pub generated_secret_key: bool,
 }
 
-/// [`build`], plus the broker handle `/healthz` reports on.
-pub async fn build_with_health(
-    mut settings: Settings,
-    shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<(AppState, BrokerHealth)> {
-    if settings.resolve_secret_key()? {
-        tracing::warn!(
-            "SECRET_KEY was not set: generated one and stored it in {}",
-            settings
-                .secret_key_file()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default()
-        );
-    }
+/// Resolves `SECRET_KEY` and opens the database: each once, for `runserver` and [`serve`].
+pub async fn open(mut settings: Settings) -> anyhow::Result<Opened> {
+    let generated_secret_key = settings.resolve_secret_key()?;
     let store = Store::connect(
         &settings.database_url,
         settings.database_pool_size,
@@ -52,11 +40,18 @@ pub async fn build_with_health(
     .await
     .with_context(|| format!("cannot open the database {}", settings.database_url))?
     .with_user_model(&settings.user_model);
-    if !store.is_migrated().await? {
-        anyhow::bail!(
-            "the database {} is not migrated: run ./manage migrate",
+    match store.unapplied_migrations().await {
+        Ok(todo) if todo.is_empty() => {}
+        Ok(todo) => anyhow::bail!(
+            "the database {} has {} unapplied migration(s): run ./manage migrate",
+            settings.database_url,
+            todo.len()
+        ),
+        Err(StoreError::Migration(msg)) => anyhow::bail!(
+            "the database {} is not migrated ({msg}): run ./manage migrate",
             settings.database_url
-        );
+        ),
+        Err(e) => return Err(e.into()),
     }
     // A custom user model's table is read now, so a missing one stops the start with the
     // reason (the Django project's migrate creates it).
@@ -64,6 +59,30 @@ pub async fn build_with_health(
         .user_table()
         .await
         .with_context(|| format!("the database {}", settings.database_url))?;
+    Ok(Opened {
+        settings,
+        store,
+        generated_secret_key,
+    })
+}
+
+/// Builds the shared state from settings: [`open`], then [`build_opened`].
+pub async fn build(
+    settings: Settings,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<AppState> {
+    Ok(build_opened(open(settings).await?, shutdown).await?.0)
+}
+
+/// Loads the templates, prepares the session engine (and its cache) and the presence, starts
+/// the broker; also returns the broker handle `/healthz` reports on.
+pub async fn build_opened(
+    opened: Opened,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<(AppState, BrokerHealth)> {
+    let Opened {
+        settings, store, ..
+    } = opened;
     let templates = Templates::load(&settings.templates_dir())?;
     // A cache session engine connects to its Redis at first use: a Redis that is down at
     // startup gives 503s until it is back, like a database outage.
@@ -138,32 +157,50 @@ async fn make_broker(settings: &Settings) -> anyhow::Result<(Arc<dyn Broker>, Br
 }
 
 /// Serves HTTP and WebSockets on `listener` until `shutdown` resolves; open sockets are then
-/// closed with 1001 after their leave notices.
+/// closed with 1001 after their leave notices, within `SHUTDOWN_TIMEOUT`.
 pub async fn serve(
     settings: Settings,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let opened = open(settings).await?;
+    if opened.generated_secret_key {
+        tracing::warn!(
+            "SECRET_KEY was not set: generated one and stored it in {}",
+            opened
+                .settings
+                .secret_key_file()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        );
+    }
+    serve_opened(opened, listener, shutdown).await
+}
+
+/// [`serve`] on what the caller already opened.
+pub async fn serve_opened(
+    opened: Opened,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let (state, health) = build_with_health(settings, stop_rx).await?;
+    let (state, health) = build_opened(opened, stop_rx).await?;
     let app = web::router(state.clone()).layer(axum::Extension(health));
-    // Small chat frames must leave at once: without TCP_NODELAY a write that follows an
-    // unacknowledged one waits for the peer's delayed ACK (up to 40 ms; BENCHMARKS.md).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = stop_tx.send(true);
-        })
-        .await
-        .context("server error")?;
-    // Upgraded sockets outlive hyper's connection tracking: give them time to send their
+    let limits = &state.settings.limits;
+    let listen = ListenLimits {
+        max_connections: limits.http_max_connections,
+        max_connections_per_address: limits.http_max_connections_per_address,
+        header_read_timeout: limits.http_header_read_timeout,
+    };
+    let shutdown = async move {
+        shutdown.await;
+        // Open sockets start their leave notices and 1001 closes at once.
+        let _ = stop_tx.send(true);
+    };
+    let deadline = listener::serve(listener, app, listen, shutdown, limits.shutdown_timeout).await;
+    // Upgraded sockets outlive hyper's connections: they share the deadline to send their
     // leave notices and close frames.
-    if tokio::time::timeout(SOCKET_DRAIN, state.sockets_drained())
+    if tokio::time::timeout_at(deadline, state.sockets_drained())
         .await
         .is_err()
     {
@@ -174,6 +211,3 @@ pub async fn serve(
     }
     Ok(())
 }
-
-/// How long shutdown waits for open sockets to close.
-const SOCKET_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);

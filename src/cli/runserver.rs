@@ -3,7 +3,8 @@
 //!
 //! Before serving: on an SQLite file that does not exist yet, creates and migrates it; refuses
 //! an unmigrated database; resolves `SECRET_KEY` (a generated key is announced once on stderr);
-//! tells how to create a user when there is none. Then `crate::startup::serve` runs until
+//! tells how to create a user when there is none. The opened database and resolved key are
+//! passed on (`startup::open` once, then `startup::serve_opened`), which runs until
 //! Ctrl-C or SIGTERM.
 
 use std::net::SocketAddr;
@@ -13,7 +14,7 @@ use tokio::net::TcpListener;
 
 use crate::config::{DatabaseUrl, Settings};
 
-use super::{CommandError, CommandResult, open_migrated_store, open_store};
+use super::{CommandError, CommandResult, open_store};
 
 const DEFAULT_ADDR: &str = "127.0.0.1";
 const DEFAULT_PORT: u16 = 8000;
@@ -121,7 +122,7 @@ fn bind_error(e: &std::io::Error) -> String {
     }
 }
 
-pub async fn run(mut settings: Settings, args: &Args) -> CommandResult {
+pub async fn run(settings: Settings, args: &Args) -> CommandResult {
     let (host, port) = parse_addrport(args.addrport.as_deref())?;
     let shutdown = shutdown_signal();
 
@@ -139,20 +140,23 @@ pub async fn run(mut settings: Settings, args: &Args) -> CommandResult {
             report.applied.len()
         );
     }
-    let store = open_migrated_store(&settings).await?;
-    let users = store.count_users().await?;
-    store.close().await;
-
-    if settings.resolve_secret_key()? {
+    // SECRET_KEY, the database and its migrations: checked once, here, and passed on.
+    let opened = crate::startup::open(settings)
+        .await
+        .map_err(|e| CommandError::new(format!("{e:#}")))?;
+    let users = opened.store.count_users().await?;
+    if opened.generated_secret_key {
         eprintln!(
             "SECRET_KEY was not set: generated a new one and stored it in {} (keep that file \
              private; set SECRET_KEY to use another key).",
-            settings
+            opened
+                .settings
                 .secret_key_file()
                 .map(|p| p.display().to_string())
                 .unwrap_or_default()
         );
     }
+    let settings = &opened.settings;
 
     let listener = match TcpListener::bind((host.as_str(), port)).await {
         Ok(l) => l,
@@ -184,7 +188,7 @@ pub async fn run(mut settings: Settings, args: &Args) -> CommandResult {
     );
     println!("Quit the server with CONTROL-C.");
 
-    crate::startup::serve(settings, listener, shutdown)
+    crate::startup::serve_opened(opened, listener, shutdown)
         .await
         .map_err(|e| CommandError::new(format!("{e:#}")))?;
     Ok(ExitCode::SUCCESS)

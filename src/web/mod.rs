@@ -11,12 +11,14 @@
 //! | `security.rs` | `ALLOWED_HOSTS`, security headers, WebSocket `Origin` |
 //! | `templates.rs` | minijinja with Django-exact escaping |
 //! | `error.rs` | the one mapping from errors to HTTP responses |
+//! | `listener.rs` | the accept loop: header deadline, connection limits, bounded shutdown |
 
 pub mod csrf;
 pub mod effects;
 pub mod error;
 pub mod hashing;
 pub mod health;
+pub mod listener;
 pub mod pages;
 pub mod security;
 pub mod session;

@@ -221,12 +221,14 @@ pub async fn login_submit(
         .cloned()
         .or_else(|| query_param(query.as_deref(), "next"));
 
-    // UsernameField: stripped, then NFKC-normalised; the password is taken as typed.
-    let raw_username = fields.get("username").map(|s| s.trim()).unwrap_or("");
-    let username: String = raw_username.nfkc().collect();
+    // UsernameField: stripped, then NFKC-normalised; the password is taken as typed. The
+    // re-rendered form shows the raw input, as Django's `BoundField.value()` does (NFKC can
+    // make a value 18× longer: echoing it turned a 2 MiB POST into a 23 MB page).
+    let raw_username = fields.get("username").map(String::as_str).unwrap_or("");
+    let username: String = raw_username.trim().nfkc().collect();
     let password = fields.get("password").cloned().unwrap_or_default();
     let mut form = LoginForm {
-        username: username.clone(),
+        username: raw_username.to_string(),
         ..LoginForm::default()
     };
     let field = LoginField::of(&app).await?;

@@ -75,6 +75,25 @@ async fn login_failures_rerender_the_form() {
     assert_eq!(resp.status, 200);
     assert_eq!(resp.body.matches(REQUIRED).count(), 1, "{}", resp.body);
 
+    // The refilled username is the raw input, as Django's BoundField.value(): not stripped,
+    // not NFKC-normalised (U+FDFA is 18 characters after NFKC; 100,000 of them were a 23 MB
+    // page).
+    let resp = login(&server, " bob ", "wrong", None).await;
+    assert!(
+        resp.body.contains(r#"name="username" value=" bob ""#),
+        "{}",
+        resp.body
+    );
+    let wide = "\u{fdfa}".repeat(100_000);
+    let resp = login(&server, &wide, "wrong", None).await;
+    assert_eq!(resp.status, 200);
+    assert!(resp.body.contains(&wide));
+    assert!(
+        resp.body.len() < 2 * wide.len(),
+        "{} bytes",
+        resp.body.len()
+    );
+
     // A refilled username is escaped.
     let resp = login(&server, "<b>\"x\"", "pw", None).await;
     assert_eq!(resp.status, 200);

@@ -11,6 +11,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod connections;
 mod login_form;
 mod login_outcomes;
 mod pages;

@@ -1,0 +1,99 @@
+//! Issue 10 point 4: slow or idle HTTP clients cannot hold the server, its connection slots or
+//! its shutdown.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::*;
+
+/// Reads until the server closes the connection (EOF or reset); the time it took.
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Duration {
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(limit, stream.read(&mut buf)).await {
+            Err(_) => panic!("still open after {limit:?}"),
+            Ok(Ok(0)) | Ok(Err(_)) => return started.elapsed(),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+async fn index_status(server: &TestServer) -> u16 {
+    reqwest::get(server.url("/accounts/login/"))
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn headers_sent_a_byte_at_a_time_are_cut_off() {
+    let server = TestServer::start_with(&[("HTTP_HEADER_READ_TIMEOUT", "1")]).await;
+    let mut slow = TcpStream::connect(server.addr).await.unwrap();
+    let writer = async {
+        for byte in b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaa" {
+            if slow.write_all(&[*byte]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    closed_within(&mut slow, Duration::from_secs(3)).await;
+    // An idle keep-alive connection goes the same way.
+    let mut idle = TcpStream::connect(server.addr).await.unwrap();
+    closed_within(&mut idle, Duration::from_secs(3)).await;
+    assert_eq!(index_status(&server).await, 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn connections_past_the_per_address_limit_are_closed_at_once() {
+    let server = TestServer::start_with(&[("HTTP_MAX_CONNECTIONS_PER_ADDRESS", "2")]).await;
+    let first = TcpStream::connect(server.addr).await.unwrap();
+    let second = TcpStream::connect(server.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut third = TcpStream::connect(server.addr).await.unwrap();
+    third
+        .write_all(b"GET /accounts/login/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .ok();
+    assert!(closed_within(&mut third, Duration::from_secs(2)).await < Duration::from_secs(1));
+    // A slot given back serves again; a WebSocket holds its slot while open.
+    drop(first);
+    drop(second);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(index_status(&server).await, 200);
+    let user = server.create_user("alice", false).await;
+    let _a = server.ws_for(user).await;
+    let _b = server.ws_for(user).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let refused = reqwest::get(server.url("/accounts/login/")).await;
+    assert!(refused.is_err(), "{refused:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_is_not_held_by_a_slow_request() {
+    let server = TestServer::start_with(&[
+        ("HTTP_HEADER_READ_TIMEOUT", "600"),
+        ("SHUTDOWN_TIMEOUT", "1"),
+    ])
+    .await;
+    let user = server.create_user("alice", false).await;
+    let mut ws = server.ws_for(user).await;
+    let mut slow = TcpStream::connect(server.addr).await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    server.stop().await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(4), "shutdown took {took:?}");
+    assert_eq!(ws.expect_close().await.0, 1001);
+    closed_within(&mut slow, Duration::from_secs(2)).await;
+}
