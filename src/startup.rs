@@ -187,11 +187,7 @@ pub async fn serve_opened(
     let (state, health) = build_opened(opened, stop_rx).await?;
     let app = web::router(state.clone()).layer(axum::Extension(health));
     let limits = &state.settings.limits;
-    let listen = ListenLimits {
-        max_connections: limits.http_max_connections,
-        max_connections_per_address: limits.http_max_connections_per_address,
-        header_read_timeout: limits.http_header_read_timeout,
-    };
+    let listen = ListenLimits::of(limits);
     let shutdown = async move {
         shutdown.await;
         // Open sockets start their leave notices and 1001 closes at once.

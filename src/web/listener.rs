@@ -30,12 +30,24 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower::ServiceExt;
 
+use crate::config::Limits;
+
 /// What the accept loop enforces.
 #[derive(Clone, Copy, Debug)]
 pub struct ListenLimits {
     pub max_connections: usize,
     pub max_connections_per_address: usize,
     pub header_read_timeout: Duration,
+}
+
+impl ListenLimits {
+    pub fn of(limits: &Limits) -> Self {
+        ListenLimits {
+            max_connections: limits.http_max_connections,
+            max_connections_per_address: limits.http_max_connections_per_address,
+            header_read_timeout: limits.http_header_read_timeout,
+        }
+    }
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then gives in-flight requests

@@ -41,6 +41,7 @@ use tokio::time::Instant;
 
 use crate::chat::consumer::{Consumer, UserSnapshot};
 use crate::chat::protocol::Frame;
+use crate::config::Settings;
 use crate::django::sessions::AuthHashCheck;
 use crate::fanout::{self, CLOSE_SLOW_CONSUMER, Inbox};
 use crate::store::{StoreError, User};
@@ -79,7 +80,13 @@ pub async fn handshake(
         Ok(None) => return StatusCode::FORBIDDEN.into_response(),
         Err(e) => return WebError::Store(e).into_response(),
     };
-    let max = app.settings.ws_max_message_bytes;
+    configure(upgrade, &app.settings).on_upgrade(move |socket| run(app, socket, user))
+}
+
+/// The WebSocket protocol settings of every chat socket (also what the Autobahn|Testsuite
+/// conformance run tests, `tests/autobahn.rs`).
+pub fn configure(upgrade: WebSocketUpgrade, settings: &Settings) -> WebSocketUpgrade {
+    let max = settings.ws_max_message_bytes;
     upgrade
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
@@ -88,7 +95,6 @@ pub async fn handshake(
         .max_write_buffer_size(usize::MAX)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| run(app, socket, user))
 }
 
 /// Channels' `get_user`: the session's user if the auth hash matches (a fallback key counts,
