@@ -189,6 +189,13 @@ pub(super) struct Outgoing {
     score: String,
 }
 
+impl Outgoing {
+    /// What the event waiting for its second step holds.
+    pub(super) fn bytes(&self) -> usize {
+        self.fields.bytes.len() + self.nonce.len() + self.score.len()
+    }
+}
+
 /// One host's view of this process's memberships.
 struct HostMemberships {
     /// Groups this host holds this process in, as far as its publisher knows.

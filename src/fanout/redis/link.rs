@@ -8,7 +8,7 @@
 //! jobs are dropped and counted, and local delivery goes on.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use redis::AsyncConnectionConfig;
@@ -21,6 +21,10 @@ use super::shared::{Link, Shared};
 
 /// Jobs waiting for a host's publisher; beyond this they are dropped and counted.
 pub(super) const PUBLISH_QUEUE: usize = 16 * 1024;
+/// Bytes of the jobs waiting for a host's publisher: one frame can be several MiB, so the job
+/// bound alone did not bound memory (issue 10 point 9). One job larger than this still goes
+/// into an empty queue.
+pub(super) const PUBLISH_QUEUE_BYTES: usize = 64 << 20;
 /// Jobs sent as one pipeline at most (PUBLISH; the core layer's sends use a smaller bound,
 /// see `core::pipeline_limit`).
 pub(super) const MAX_PIPELINE: usize = 512;
@@ -49,13 +53,85 @@ impl Job {
             Job::Event(cmd) | Job::Members(cmd, _) | Job::Push(cmd) => cmd,
         }
     }
+
+    /// What the job holds, about: its command's arguments (a member step's event included).
+    fn bytes(&self) -> usize {
+        let args = |cmd: &redis::Cmd| -> usize {
+            cmd.args_iter()
+                .map(|arg| match arg {
+                    redis::Arg::Simple(bytes) => bytes.len(),
+                    _ => 0,
+                })
+                .sum()
+        };
+        match self {
+            Job::Members(cmd, outgoing) => args(cmd) + outgoing.bytes(),
+            Job::Event(cmd) | Job::Push(cmd) => args(cmd),
+        }
+    }
+}
+
+/// A host's publisher queue, bounded in jobs ([`PUBLISH_QUEUE`]) and in bytes
+/// ([`PUBLISH_QUEUE_BYTES`]). Sending never waits: a job that does not fit is refused.
+#[derive(Clone)]
+pub(super) struct JobQueue {
+    tx: mpsc::Sender<Job>,
+    bytes: Arc<AtomicUsize>,
+    max_bytes: usize,
+}
+
+/// The publisher's end of a [`JobQueue`].
+pub(super) struct JobReceiver {
+    rx: mpsc::Receiver<Job>,
+    bytes: Arc<AtomicUsize>,
+}
+
+pub(super) fn job_queue(max_jobs: usize, max_bytes: usize) -> (JobQueue, JobReceiver) {
+    let (tx, rx) = mpsc::channel(max_jobs);
+    let bytes = Arc::new(AtomicUsize::new(0));
+    (
+        JobQueue {
+            tx,
+            bytes: bytes.clone(),
+            max_bytes,
+        },
+        JobReceiver { rx, bytes },
+    )
+}
+
+impl JobQueue {
+    /// Queues the job; false when it does not fit (the caller counts the loss).
+    pub fn try_send(&self, job: Job) -> bool {
+        let n = job.bytes();
+        let before = self.bytes.fetch_add(n, Ordering::AcqRel);
+        if before > 0 && before + n > self.max_bytes {
+            self.bytes.fetch_sub(n, Ordering::AcqRel);
+            return false;
+        }
+        if self.tx.try_send(job).is_err() {
+            self.bytes.fetch_sub(n, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+}
+
+impl JobReceiver {
+    /// As `mpsc::Receiver::recv_many`, giving back the bytes of what it took.
+    pub async fn recv_many(&mut self, batch: &mut Vec<Job>, limit: usize) -> usize {
+        let from = batch.len();
+        let n = self.rx.recv_many(batch, limit).await;
+        let taken: usize = batch[from..].iter().map(Job::bytes).sum();
+        self.bytes.fetch_sub(taken, Ordering::AcqRel);
+        n
+    }
 }
 
 /// The `RedisChannelLayer` side of a publisher.
 pub(super) struct CoreRole {
     pub membership: Arc<Membership>,
     /// Every host's publisher queue, in ring order (for [`Job::Push`]).
-    pub queues: Vec<mpsc::Sender<Job>>,
+    pub queues: Vec<JobQueue>,
 }
 
 /// One host's publishing task and what it needs.
@@ -63,7 +139,7 @@ pub(super) struct Publisher {
     pub shared: Arc<Shared>,
     pub host: usize,
     pub client: redis::Client,
-    pub rx: mpsc::Receiver<Job>,
+    pub rx: JobReceiver,
     pub stop: watch::Receiver<()>,
     pub core: Option<CoreRole>,
     pub max_pipeline: usize,
@@ -235,7 +311,7 @@ impl Publisher {
                 (Job::Members(_, outgoing), Some(core)) => {
                     shared.published.fetch_add(1, Ordering::Relaxed);
                     for (host, push) in core.membership.route(&outgoing, &reply) {
-                        if core.queues[host].try_send(Job::Push(push)).is_err() {
+                        if !core.queues[host].try_send(Job::Push(push)) {
                             shared.publish_failures.fetch_add(1, Ordering::Relaxed);
                         }
                     }
@@ -243,5 +319,33 @@ impl Publisher {
                 (Job::Push(_) | Job::Members(..), None) => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn publish(len: usize) -> Job {
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg("channel").arg(vec![b'x'; len]);
+        Job::Event(cmd)
+    }
+
+    #[tokio::test]
+    async fn the_queue_is_bounded_in_bytes_and_gives_them_back() {
+        let (queue, mut rx) = job_queue(100, 10_000);
+        // One job larger than the bound still goes into an empty queue.
+        assert!(queue.try_send(publish(50_000)));
+        assert!(!queue.try_send(publish(10)), "the queue holds too many bytes");
+        let mut batch = Vec::new();
+        assert_eq!(rx.recv_many(&mut batch, 10).await, 1);
+        for _ in 0..4 {
+            assert!(queue.try_send(publish(2_000)));
+        }
+        assert!(!queue.try_send(publish(2_000)), "5 × 2,007 bytes is past 10,000");
+        batch.clear();
+        assert_eq!(rx.recv_many(&mut batch, 10).await, 4);
+        assert!(queue.try_send(publish(2_000)), "the bytes came back");
     }
 }

@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 use super::{Broker, ConnId, Mailbox};
@@ -81,7 +81,7 @@ pub struct RedisBroker {
     shared: Arc<Shared>,
     format: Format,
     /// Each host's publisher queue, in ring order.
-    queues: Vec<mpsc::Sender<Job>>,
+    queues: Vec<link::JobQueue>,
     /// Dropped with the broker: its receivers tell the background tasks to stop.
     _stop: watch::Sender<()>,
 }
@@ -124,7 +124,9 @@ impl RedisBroker {
             layer.format.backend(),
         ));
         let (queues, receivers): (Vec<_>, Vec<_>) =
-            (0..n).map(|_| mpsc::channel(link::PUBLISH_QUEUE)).unzip();
+            (0..n)
+                .map(|_| link::job_queue(link::PUBLISH_QUEUE, link::PUBLISH_QUEUE_BYTES))
+                .unzip();
         let (stop, stopped) = watch::channel(());
         let format = match &layer.format {
             LayerFormat::Core(params) => Format::Core(Arc::new(core::Membership::new(
@@ -238,7 +240,7 @@ impl Broker for RedisBroker {
             Format::Core(m) => m.send_job(group, &event),
         };
         s.hub.deliver(group, event.frame());
-        if self.queues[s.ring.group_host(group)].try_send(job).is_err() {
+        if !self.queues[s.ring.group_host(group)].try_send(job) {
             s.publish_failures.fetch_add(1, Ordering::Relaxed);
         }
     }
