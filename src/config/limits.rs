@@ -69,6 +69,16 @@ pub struct Limits {
     /// `SHUTDOWN_TIMEOUT` (seconds): after SIGTERM, how long in-flight HTTP and open sockets
     /// get to finish before the process exits anyway.
     pub shutdown_timeout: Duration,
+    /// `WS_MAX_SOCKETS_PER_USER`: open sockets of one user; one more handshake is HTTP 429.
+    pub ws_max_sockets_per_user: usize,
+    /// `WS_HANDSHAKES_PER_MINUTE`: handshakes from one client address (a bucket of that many,
+    /// refilled over a minute); past it, HTTP 429.
+    pub ws_handshakes: Rate,
+    /// `LOGIN_FAILURES_PER_USERNAME` / `LOGIN_FAILURES_PER_ADDRESS` within
+    /// `LOGIN_FAILURE_WINDOW` (seconds): past either, the login page answers 429.
+    pub login_failures_per_username: usize,
+    pub login_failures_per_address: usize,
+    pub login_failure_window: Duration,
 }
 
 impl Limits {
@@ -132,6 +142,17 @@ impl Limits {
             http_max_connections: count("HTTP_MAX_CONNECTIONS", 20_000)?,
             http_max_connections_per_address: count("HTTP_MAX_CONNECTIONS_PER_ADDRESS", 1_000)?,
             shutdown_timeout: seconds("SHUTDOWN_TIMEOUT", 10.0)?,
+            ws_max_sockets_per_user: count("WS_MAX_SOCKETS_PER_USER", 50)?,
+            ws_handshakes: {
+                let n = count("WS_HANDSHAKES_PER_MINUTE", 120)? as f64;
+                Rate {
+                    per_second: n / 60.0,
+                    burst: n,
+                }
+            },
+            login_failures_per_username: count("LOGIN_FAILURES_PER_USERNAME", 5)?,
+            login_failures_per_address: count("LOGIN_FAILURES_PER_ADDRESS", 20)?,
+            login_failure_window: seconds("LOGIN_FAILURE_WINDOW", 900.0)?,
         })
     }
 }

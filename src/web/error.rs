@@ -32,6 +32,12 @@ pub enum WebError {
     Store(#[from] StoreError),
     #[error("template: {0}")]
     Template(#[from] TemplateError),
+    /// A limit of `web::throttle` (handshakes per address, sockets per user): 429.
+    #[error("too many requests: {what}")]
+    TooManyRequests {
+        what: &'static str,
+        retry_after: u64,
+    },
 }
 
 impl WebError {
@@ -40,6 +46,7 @@ impl WebError {
             WebError::DisallowedHost(_) | WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::Csrf(_) => StatusCode::FORBIDDEN,
             WebError::NotFound => StatusCode::NOT_FOUND,
+            WebError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             WebError::Store(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             WebError::Store(_) | WebError::Template(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -84,6 +91,10 @@ impl IntoResponse for WebError {
                 )
             }
             WebError::NotFound => "Not Found".to_string(),
+            WebError::TooManyRequests { what, .. } => {
+                tracing::info!("429: {what}");
+                "<!doctype html>\n<html lang=\"en\">\n<head>\n  <title>Too Many Requests (429)</title>\n</head>\n<body>\n  <h1>Too Many Requests (429)</h1><p></p>\n</body>\n</html>\n".to_string()
+            }
             WebError::Store(e) if e.is_unavailable() => {
                 tracing::error!("{e}");
                 let what = match e {
@@ -108,6 +119,11 @@ impl IntoResponse for WebError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        if let WebError::TooManyRequests { retry_after, .. } = &self
+            && let Ok(value) = HeaderValue::from_str(&(*retry_after).max(1).to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         if let Some(page) = page {
             response.extensions_mut().insert(page);

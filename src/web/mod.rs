@@ -10,6 +10,7 @@
 //! | `csrf.rs` | CSRF cookie, tokens and the request check |
 //! | `security.rs` | `ALLOWED_HOSTS`, security headers, WebSocket `Origin` |
 //! | `templates.rs` | minijinja with Django-exact escaping |
+//! | `throttle.rs` | handshakes per address, sockets per user, failed logins |
 //! | `error.rs` | the one mapping from errors to HTTP responses |
 //! | `listener.rs` | the accept loop: header deadline, connection limits, bounded shutdown |
 
@@ -24,6 +25,7 @@ pub mod security;
 pub mod session;
 pub mod socket;
 pub mod templates;
+pub mod throttle;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,6 +66,12 @@ pub struct Inner {
     sockets_closed: tokio::sync::Notify,
     /// Flips to `true` when the server shuts down; sockets then close with 1001.
     pub shutdown: watch::Receiver<bool>,
+    /// `WS_HANDSHAKES_PER_MINUTE`, per client address.
+    pub handshakes: throttle::KeyedBuckets<std::net::IpAddr>,
+    /// `WS_MAX_SOCKETS_PER_USER`.
+    pub user_sockets: throttle::UserSlots,
+    /// `LOGIN_FAILURES_PER_USERNAME` / `_PER_ADDRESS` in `LOGIN_FAILURE_WINDOW`.
+    pub login_failures: throttle::LoginFailures,
 }
 
 impl std::ops::Deref for AppState {
@@ -86,6 +94,14 @@ impl AppState {
         let rooms = RoomCache::new(store.clone(), settings.room_cache_ttl);
         let hasher = settings.password_hashers.clone();
         let hashing = HashingPool::new(settings.password_hashing_concurrency);
+        let limits = &settings.limits;
+        let handshakes = throttle::KeyedBuckets::new(limits.ws_handshakes);
+        let user_sockets = throttle::UserSlots::new(limits.ws_max_sockets_per_user);
+        let login_failures = throttle::LoginFailures::new(
+            limits.login_failures_per_username,
+            limits.login_failures_per_address,
+            limits.login_failure_window,
+        );
         AppState(Arc::new(Inner {
             settings,
             store,
@@ -100,6 +116,9 @@ impl AppState {
             open_sockets: AtomicU64::new(0),
             sockets_closed: tokio::sync::Notify::new(),
             shutdown,
+            handshakes,
+            user_sockets,
+            login_failures,
         }))
     }
 

@@ -1,12 +1,16 @@
 //! The HTML pages (spec §3): the room index, Django's login and logout views, and the 404 /
 //! `APPEND_SLASH` fallback.
 
+use std::net::SocketAddr;
+
+use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
+use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use minijinja::context;
+use tokio::time::Instant;
 use unicode_normalization::UnicodeNormalization;
 
 use crate::config::user_model::capfirst;
@@ -200,6 +204,7 @@ pub async fn login_form(
 /// `POST /accounts/login/`: Django's `LoginView` (django-internals §5.4, §5.6).
 pub async fn login_submit(
     State(app): State<AppState>,
+    Extension(ConnectInfo(peer)): Extension<ConnectInfo<SocketAddr>>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -247,10 +252,33 @@ pub async fn login_submit(
     if !form.username_errors.is_empty() || !form.password_errors.is_empty() {
         return render_login(&app, &mut csrf, &field, Some(&form), next.as_deref(), now);
     }
+    // Login throttling, beyond Django (django-axes' idea; SECURITY.md): a locked-out username
+    // or address is answered 429 with the form, and no password is checked.
+    let address = Some(peer.ip());
+    if let Some(left) = app
+        .login_failures
+        .locked(&username, address, Instant::now())
+    {
+        let minutes = left.as_secs().div_ceil(60).max(1);
+        form.errors.push(format!(
+            "Too many failed login attempts. Please try again in {minutes} minute{}.",
+            if minutes == 1 { "" } else { "s" }
+        ));
+        let mut response =
+            render_login(&app, &mut csrf, &field, Some(&form), next.as_deref(), now)?;
+        *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        if let Ok(value) = HeaderValue::from_str(&left.as_secs().max(1).to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return Ok(response);
+    }
     let Some(user) = authenticate(&app, &username, password).await? else {
+        app.login_failures
+            .failed(&username, address, Instant::now());
         form.errors.push(field.invalid.clone());
         return render_login(&app, &mut csrf, &field, Some(&form), next.as_deref(), now);
     };
+    app.login_failures.succeeded(&username, address);
 
     let mut session = Session::load(&app, &cookie_headers(&headers), now).await?;
     session.login(&app, &user).await?;

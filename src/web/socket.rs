@@ -11,6 +11,7 @@
 //! | what | answer |
 //! |---|---|
 //! | database or session cache unreachable at the handshake | HTTP 503, no socket |
+//! | more than `WS_HANDSHAKES_PER_MINUTE` from one address, or `WS_MAX_SOCKETS_PER_USER` open | HTTP 429, no socket |
 //! | malformed or unknown command, bad room | `{"error": CODE}` reply, socket stays open |
 //! | too fast, too many rooms, room value or room frame too large (`chat::limits`) | `{"error": "RATE_LIMITED"}` / `TOO_MANY_ROOMS` / `ROOM_INVALID` / `MESSAGE_TOO_LARGE`, socket stays open |
 //! | `room_users` for a staff-only room, from a non-staff user | `{"error": "ROOM_ACCESS_DENIED"}` |
@@ -29,10 +30,12 @@
 //! write buffer takes any frame whole (frames are bounded by `WS_MAX_MESSAGE_BYTES` and the
 //! queue by `WS_OUTBOUND_QUEUE_BYTES`).
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::Extension;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
@@ -48,6 +51,7 @@ use crate::store::{StoreError, User};
 use crate::web::error::WebError;
 use crate::web::pages::cookie_headers;
 use crate::web::session::{Session, resolve_user};
+use crate::web::throttle::UserSlot;
 use crate::web::{AppState, effects, security};
 
 /// Daphne's keep-alive: a ping every 20 s, and a peer silent for 30 s more is dropped.
@@ -65,9 +69,11 @@ const WRITE_BUFFER: usize = 8 * 1024;
 /// How long the close frame may take once a connection ends.
 pub const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The handshake: Origin, then the session's user; anonymous → 403 with an empty body.
+/// The handshake: Origin, the client address's handshake rate, then the session's user
+/// (anonymous → 403 with an empty body) and the user's socket count.
 pub async fn handshake(
     State(app): State<AppState>,
+    Extension(ConnectInfo(peer)): Extension<ConnectInfo<SocketAddr>>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
@@ -75,12 +81,26 @@ pub async fn handshake(
         tracing::warn!(origin = ?headers.get("origin"), "WebSocket refused: foreign Origin");
         return StatusCode::FORBIDDEN.into_response();
     }
+    if let Err(wait) = app.handshakes.take(&peer.ip(), Instant::now()) {
+        return WebError::TooManyRequests {
+            what: "WS_HANDSHAKES_PER_MINUTE",
+            retry_after: wait.as_secs_f64().ceil() as u64,
+        }
+        .into_response();
+    }
     let user = match authenticate(&app, &headers).await {
         Ok(Some(user)) => user,
         Ok(None) => return StatusCode::FORBIDDEN.into_response(),
         Err(e) => return WebError::Store(e).into_response(),
     };
-    configure(upgrade, &app.settings).on_upgrade(move |socket| run(app, socket, user))
+    let Some(slot) = app.user_sockets.acquire(user.id) else {
+        return WebError::TooManyRequests {
+            what: "WS_MAX_SOCKETS_PER_USER",
+            retry_after: 5,
+        }
+        .into_response();
+    };
+    configure(upgrade, &app.settings).on_upgrade(move |socket| run(app, socket, user, slot))
 }
 
 /// The WebSocket protocol settings of every chat socket (also what the Autobahn|Testsuite
@@ -116,7 +136,7 @@ async fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<Option<User
 /// Why the loop ended, and the close frame to send if any.
 type Close = Option<(u16, &'static str)>;
 
-async fn run(app: AppState, mut socket: WebSocket, user: User) {
+async fn run(app: AppState, mut socket: WebSocket, user: User, _slot: UserSlot) {
     let _open = app.socket_opened();
     let id = app.next_conn_id();
     let (mailbox, mut inbox) = fanout::mailbox(

@@ -97,3 +97,43 @@ async fn shutdown_is_not_held_by_a_slow_request() {
     assert_eq!(ws.expect_close().await.0, 1001);
     closed_within(&mut slow, Duration::from_secs(2)).await;
 }
+
+/// Point 5: 30 wrong passwords used to be followed by a working one. Past
+/// `LOGIN_FAILURES_PER_USERNAME` the page answers 429 with the form and a message, and the
+/// right password does not get in until the window has passed; other users still log in.
+#[tokio::test]
+async fn failed_logins_lock_the_username_then_the_address() {
+    let server = TestServer::start_with(&[
+        ("LOGIN_FAILURES_PER_USERNAME", "3"),
+        ("LOGIN_FAILURES_PER_ADDRESS", "6"),
+        ("LOGIN_FAILURE_WINDOW", "2"),
+    ])
+    .await;
+    server.create_user("bob", false).await;
+    server.create_user("carol", false).await;
+    for _ in 0..3 {
+        let resp = login(&server, "bob", "wrong", None).await;
+        assert_eq!(resp.status, 200);
+        assert!(resp.body.contains(INVALID_LOGIN));
+    }
+    let locked = login(&server, "bob", PASSWORD, None).await;
+    assert_eq!(locked.status, 429, "{}", locked.body);
+    assert!(
+        locked.body.contains("Too many failed login attempts"),
+        "{}",
+        locked.body
+    );
+    assert!(locked.body.contains(r#"name="username" value="bob""#));
+    assert!(locked.set_cookie("sessionid").is_none());
+    // Carol is not locked; her success clears this address's count.
+    login_ok(&server, "carol", PASSWORD).await;
+    // Three failures on three other names, then three more: the address is locked.
+    for name in ["x", "y", "z", "x", "y", "z"] {
+        assert_eq!(login(&server, name, "wrong", None).await.status, 200);
+    }
+    assert_eq!(login(&server, "carol", PASSWORD, None).await.status, 429);
+    // The window passes: bob's right password works, and clears his count.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    login_ok(&server, "bob", PASSWORD).await;
+    server.stop().await;
+}

@@ -228,3 +228,31 @@ async fn shutdown_is_not_held_up_by_a_blocked_write() {
     }
     assert!(notices <= 2, "{notices}");
 }
+
+/// Point 5: one user's sockets and one address's handshakes are bounded (HTTP 429, no socket);
+/// other users and a socket closed meanwhile are unaffected.
+#[tokio::test]
+async fn sockets_per_user_and_handshakes_per_address_are_bounded() {
+    let (server, alice, bob) = lobby_with(&[("WS_MAX_SOCKETS_PER_USER", "2")]).await;
+    let key = server.session_for(alice).await;
+    let first = server.ws(Some(&key), None).await.unwrap();
+    let _second = server.ws(Some(&key), None).await.unwrap();
+    let refused = server.ws(Some(&key), None).await.err().unwrap();
+    assert_eq!(handshake_status(&refused), Some(429));
+    let _bob = server.ws_for(bob).await;
+    first.close(1000).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let _third = server.ws(Some(&key), None).await.expect("a slot came back");
+
+    let server = TestServer::start_with(&[("WS_HANDSHAKES_PER_MINUTE", "3")]).await;
+    let user = server.create_user("carol", false).await;
+    let key = server.session_for(user).await;
+    for _ in 0..3 {
+        server.ws(Some(&key), None).await.unwrap();
+    }
+    let refused = server.ws(Some(&key), None).await.err().unwrap();
+    assert_eq!(handshake_status(&refused), Some(429));
+    // Anonymous handshakes count too: they cost a session lookup.
+    let refused = server.ws(None, None).await.err().unwrap();
+    assert_eq!(handshake_status(&refused), Some(429));
+}

@@ -127,14 +127,17 @@ impl Run {
             ("NOTIFY_USERS_ON_ENTER_OR_LEAVE_ROOMS", "false".to_string()),
             ("RUST_LOG", "warn".to_string()),
             ("DJANGO_SUPERUSER_PASSWORD", PASSWORD.to_string()),
-            // The load comes from one address and sends far faster than a person: Whisper's
-            // per-socket rate and per-address connection limits (SECURITY.md) are lifted, so
-            // the bench measures delivery, not the limits. Python has no such limits.
+            // The load comes from one address, 10 users hold 10,000 sockets and senders go far
+            // faster than a person: Whisper's per-socket rate, per-address and per-user limits
+            // (SECURITY.md) are lifted, so the bench measures delivery, not the limits. Python
+            // has no such limits.
             ("WS_MESSAGES_PER_SECOND", "10000000".to_string()),
             ("WS_MESSAGES_BURST", "10000000".to_string()),
             ("WS_BYTES_PER_SECOND", "10000000000".to_string()),
             ("HTTP_MAX_CONNECTIONS", "1000000".to_string()),
             ("HTTP_MAX_CONNECTIONS_PER_ADDRESS", "1000000".to_string()),
+            ("WS_HANDSHAKES_PER_MINUTE", "100000000".to_string()),
+            ("WS_MAX_SOCKETS_PER_USER", "1000000".to_string()),
         ];
         pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }

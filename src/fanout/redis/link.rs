@@ -337,13 +337,19 @@ mod tests {
         let (queue, mut rx) = job_queue(100, 10_000);
         // One job larger than the bound still goes into an empty queue.
         assert!(queue.try_send(publish(50_000)));
-        assert!(!queue.try_send(publish(10)), "the queue holds too many bytes");
+        assert!(
+            !queue.try_send(publish(10)),
+            "the queue holds too many bytes"
+        );
         let mut batch = Vec::new();
         assert_eq!(rx.recv_many(&mut batch, 10).await, 1);
         for _ in 0..4 {
             assert!(queue.try_send(publish(2_000)));
         }
-        assert!(!queue.try_send(publish(2_000)), "5 × 2,007 bytes is past 10,000");
+        assert!(
+            !queue.try_send(publish(2_000)),
+            "5 × 2,007 bytes is past 10,000"
+        );
         batch.clear();
         assert_eq!(rx.recv_many(&mut batch, 10).await, 4);
         assert!(queue.try_send(publish(2_000)), "the bytes came back");

@@ -123,10 +123,9 @@ impl RedisBroker {
             topology,
             layer.format.backend(),
         ));
-        let (queues, receivers): (Vec<_>, Vec<_>) =
-            (0..n)
-                .map(|_| link::job_queue(link::PUBLISH_QUEUE, link::PUBLISH_QUEUE_BYTES))
-                .unzip();
+        let (queues, receivers): (Vec<_>, Vec<_>) = (0..n)
+            .map(|_| link::job_queue(link::PUBLISH_QUEUE, link::PUBLISH_QUEUE_BYTES))
+            .unzip();
         let (stop, stopped) = watch::channel(());
         let format = match &layer.format {
             LayerFormat::Core(params) => Format::Core(Arc::new(core::Membership::new(
