@@ -23,6 +23,7 @@ Subcommands:
   check-password --username U --password P   user.check_password (saves an upgrade, as login)
   set-password --username U --password P    user.set_password + save (ORM)
   set-active --username U --active 0|1
+  set-staff --username U --value 0|1
   set-name --username U --name N            the users.User `name` (the Whisper fork's model)
   login --username U --password P [--path /accounts/login/|/admin/login/]
   get --path P [--cookie ...]  status, Location, body, Set-Cookie of a GET
@@ -300,6 +301,13 @@ def cmd_set_active(a):
     return user_json(user)
 
 
+def cmd_set_staff(a):
+    user = get_user(a.username)
+    user.is_staff = bool(int(a.value))
+    user.save(update_fields=["is_staff"])
+    return user_json(user)
+
+
 def cmd_set_name(a):
     user = get_user(a.username)
     user.name = a.name
@@ -531,6 +539,7 @@ def parser():
     add("check-password", cmd_check_password, "username", "password")
     add("set-password", cmd_set_password, "username", "password")
     add("set-active", cmd_set_active, "username", "active")
+    add("set-staff", cmd_set_staff, "username", "value")
     add("set-name", cmd_set_name, "username", "name")
     sp = add("login", cmd_login, "username", "password")
     sp.add_argument("--path", default="/accounts/login/")

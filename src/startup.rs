@@ -185,6 +185,7 @@ pub async fn serve_opened(
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let (state, health) = build_opened(opened, stop_rx).await?;
+    tokio::spawn(web::revocation::run(state.clone()));
     let app = web::router(state.clone()).layer(axum::Extension(health));
     let limits = &state.settings.limits;
     let listen = ListenLimits::of(limits);

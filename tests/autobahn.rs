@@ -14,13 +14,13 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::get;
-use futures_util::SinkExt;
 use serde_json::Value;
 use whisper::config::Settings;
 use whisper::web::listener::{ListenLimits, serve};
+use whisper::web::socket;
 
 const AGENT: &str = "whisper";
 const WSTEST_TIMEOUT: Duration = Duration::from_secs(600);
@@ -46,12 +46,12 @@ fn settings() -> Settings {
 }
 
 async fn echo(State(settings): State<&'static Settings>, upgrade: WebSocketUpgrade) -> Response {
-    whisper::web::socket::configure(upgrade, settings).on_upgrade(echo_socket)
+    socket::configure(upgrade, settings).on_upgrade(echo_socket)
 }
 
-/// Echoes text as text and binary as binary; ends like the chat socket does (its `run` and
-/// `close_for` in src/web/socket.rs): after the peer's close, the queued close reply is
-/// flushed; after a read error, a close with the matching code is sent.
+/// Echoes text as text and binary as binary; ends as the chat socket does (`close_for` and
+/// `goodbye` of `web::socket`): after the peer's close, the queued close reply is flushed;
+/// after a read error, a close with the matching code is sent.
 async fn echo_socket(mut socket: WebSocket) {
     let close = loop {
         match socket.recv().await {
@@ -62,33 +62,10 @@ async fn echo_socket(mut socket: WebSocket) {
             }
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
             Some(Ok(Message::Close(_))) | None => break None,
-            Some(Err(e)) => break close_for(e),
+            Some(Err(e)) => break socket::close_for(e),
         }
     };
-    let goodbye = async {
-        match close {
-            Some((code, reason)) => {
-                let frame = CloseFrame {
-                    code,
-                    reason: reason.into(),
-                };
-                socket.send(Message::Close(Some(frame))).await
-            }
-            None => socket.flush().await,
-        }
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(5), goodbye).await;
-}
-
-/// The close the chat socket sends after a read error (src/web/socket.rs `close_for`).
-fn close_for(err: axum::Error) -> Option<(u16, &'static str)> {
-    use tungstenite::error::Error;
-    match *err.into_inner().downcast::<Error>().ok()? {
-        Error::Capacity(_) => Some((1009, "message too big")),
-        Error::Utf8(_) => Some((1007, "invalid UTF-8")),
-        Error::Protocol(_) => Some((1002, "protocol error")),
-        _ => None,
-    }
+    socket::goodbye(&mut socket, close).await;
 }
 
 /// `compat/autobahn.sh`: the path of wstest, installing it if needed.

@@ -24,7 +24,7 @@ use std::time::Duration;
 use common::channel_layer::{CORE, Layer, PUBSUB, frames};
 use common::python::Server;
 use common::redis_server::{PrivateRedis, command_calls};
-use common::{TestServer, UNTHROTTLED, join, send, ws_to};
+use common::{TestServer, UNTHROTTLED, healthz, join, send, ws_to};
 
 async fn fixture(backend: &str) -> (tempfile::TempDir, Layer) {
     let dir = tempfile::tempdir().unwrap();
@@ -213,13 +213,7 @@ async fn mixed_fleet(backend: &str, server: Server) {
 
 /// `/healthz`'s channel-layer counters.
 async fn redis_counters(server: &TestServer) -> serde_json::Value {
-    let body: serde_json::Value = reqwest::get(server.url("/healthz"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["redis_counters"].clone()
+    healthz(server).await["redis_counters"].clone()
 }
 
 /// Polls `/healthz` until its `redis` field says `want`.

@@ -201,6 +201,45 @@ impl<R: RoomLookup> Consumer<R> {
         effects
     }
 
+    /// The user lost `is_staff` (live revocation): every joined staff-only room is left as by
+    /// a `leave`, with `ROOM_ACCESS_DENIED` after its ack so the client knows why. Rooms that
+    /// fail the lookup now are dropped silently, as at disconnect.
+    pub async fn demote(&mut self) -> Vec<Effect> {
+        self.user.is_staff = false;
+        let mut effects = Vec::new();
+        let joined: Vec<(RoomKey, Value)> = self
+            .rooms
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (key, raw) in joined {
+            let room = match self.room_or_error(&raw).await {
+                Ok(_) => continue,
+                Err(ClientError::RoomAccessDenied) => {
+                    let Some(id) = roomid::lookup_id(&raw).ok().flatten() else {
+                        continue;
+                    };
+                    id
+                }
+                Err(_) => continue,
+            };
+            self.rooms.shift_remove(&key);
+            let group = group_name(room);
+            effects.push(Effect::Reply(protocol::leave_ack(room)));
+            effects.push(Effect::Reply(ClientError::RoomAccessDenied.frame()));
+            self.notice(&mut effects, &group, Notice::Leave, &raw);
+            self.presence_left(&raw).await;
+            let still_joined = self
+                .rooms
+                .values()
+                .any(|v| roomid::lookup_id(v).ok().flatten() == Some(room));
+            if !still_joined && self.subscribed.remove(&room) {
+                effects.push(Effect::GroupDiscard(group));
+            }
+        }
+        effects
+    }
+
     /// Publishes an enter or leave notice, when `NOTIFY_USERS_ON_ENTER_OR_LEAVE_ROOMS` is on.
     fn notice(&self, effects: &mut Vec<Effect>, group: &str, kind: Notice, raw: &Value) {
         if !self.notify {

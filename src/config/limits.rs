@@ -79,6 +79,9 @@ pub struct Limits {
     pub login_failures_per_username: usize,
     pub login_failures_per_address: usize,
     pub login_failure_window: Duration,
+    /// `SESSION_RECHECK_SECONDS`: how often open sockets' sessions and users are re-checked
+    /// (live revocation, `web::revocation`).
+    pub session_recheck: Duration,
 }
 
 impl Limits {
@@ -153,6 +156,7 @@ impl Limits {
             login_failures_per_username: count("LOGIN_FAILURES_PER_USERNAME", 5)?,
             login_failures_per_address: count("LOGIN_FAILURES_PER_ADDRESS", 20)?,
             login_failure_window: seconds("LOGIN_FAILURE_WINDOW", 900.0)?,
+            session_recheck: seconds("SESSION_RECHECK_SECONDS", 5.0)?,
         })
     }
 }

@@ -151,6 +151,11 @@ impl SessionEngine {
         }
     }
 
+    /// The engines that keep a `django_session` row per session.
+    pub fn stores_rows(self) -> bool {
+        matches!(self, SessionEngine::Db | SessionEngine::CachedDb)
+    }
+
     /// The engines that keep sessions in `CACHES[SESSION_CACHE_ALIAS]`.
     pub fn uses_cache(self) -> bool {
         matches!(self, SessionEngine::Cache | SessionEngine::CachedDb)

@@ -34,6 +34,33 @@ impl Store {
         Ok(data)
     }
 
+    /// Which of these keys name an unexpired row (the live revocation check: one statement
+    /// per 500 keys).
+    pub async fn live_session_keys(
+        &self,
+        keys: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let mut live = std::collections::HashSet::new();
+        for chunk in keys.chunks(500) {
+            let marks: Vec<String> = (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT session_key FROM django_session WHERE expire_date > $1 \
+                 AND session_key IN ({})",
+                marks.join(", ")
+            );
+            let found = dispatch!(self, pool, dt => {
+                let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(dt(now));
+                for key in chunk {
+                    q = q.bind(key.as_str());
+                }
+                q.fetch_all(pool).await?
+            });
+            live.extend(found);
+        }
+        Ok(live)
+    }
+
     /// `session_data` and `expire_date` of an unexpired row (the `cached_db` engine fills its
     /// cache entry with the row's remaining lifetime).
     pub async fn load_session_expiry(

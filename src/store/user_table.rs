@@ -83,6 +83,8 @@ pub struct UserTable {
     pub(crate) table: String,
     pub(crate) username_field: String,
     pub(crate) columns: Vec<Column>,
+    /// `SELECT … FROM table` of a [`User`](super::User), without its `WHERE`.
+    pub(crate) select: Arc<str>,
     pub(crate) by_id: Arc<str>,
     pub(crate) by_username: Arc<str>,
     pub(crate) set_password: Arc<str>,
@@ -233,6 +235,7 @@ impl UserTable {
             table: table.clone(),
             username_field: model.username_field.clone(),
             by_id: sql(format!("{select} WHERE {} = $1", q("id"))),
+            select: sql(select.clone()),
             by_username: sql(format!("{select} WHERE {} = $1", q(&model.username_field))),
             set_password: sql(format!(
                 "UPDATE {} SET {} = $1 WHERE {} = $2",

@@ -144,6 +144,26 @@ impl Store {
         self.fetch_user(&sql, Key::Id(id)).await
     }
 
+    /// The users with these primary keys, in statements of at most 500 ids (the live
+    /// revocation check's one query per interval).
+    pub async fn users_by_ids(&self, ids: &[i64]) -> Result<Vec<User>, StoreError> {
+        let table = self.user_table().await?;
+        let mut users = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!("{} WHERE id IN ({})", table.select, marks.join(", "));
+            let found = dispatch!(self, pool => {
+                let mut q = sqlx::query_as::<_, User>(AssertSqlSafe(sql));
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                q.fetch_all(pool).await?
+            });
+            users.extend(found);
+        }
+        Ok(users)
+    }
+
     /// The user whose `USERNAME_FIELD` is exactly this (`=`, case-sensitive, as ModelBackend's
     /// `get_by_natural_key`).
     pub async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {

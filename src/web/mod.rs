@@ -10,6 +10,7 @@
 //! | `csrf.rs` | CSRF cookie, tokens and the request check |
 //! | `security.rs` | `ALLOWED_HOSTS`, security headers, WebSocket `Origin` |
 //! | `templates.rs` | minijinja with Django-exact escaping |
+//! | `revocation.rs` | re-checks every open socket's session and user (`SESSION_RECHECK_SECONDS`) |
 //! | `throttle.rs` | handshakes per address, sockets per user, failed logins |
 //! | `error.rs` | the one mapping from errors to HTTP responses |
 //! | `listener.rs` | the accept loop: header deadline, connection limits, bounded shutdown |
@@ -21,6 +22,7 @@ pub mod hashing;
 pub mod health;
 pub mod listener;
 pub mod pages;
+pub mod revocation;
 pub mod security;
 pub mod session;
 pub mod socket;
@@ -72,6 +74,8 @@ pub struct Inner {
     pub user_sockets: throttle::UserSlots,
     /// `LOGIN_FAILURES_PER_USERNAME` / `_PER_ADDRESS` in `LOGIN_FAILURE_WINDOW`.
     pub login_failures: throttle::LoginFailures,
+    /// Open sockets, re-checked by `revocation::run`.
+    pub live_sockets: revocation::LiveSockets,
 }
 
 impl std::ops::Deref for AppState {
@@ -119,6 +123,7 @@ impl AppState {
             handshakes,
             user_sockets,
             login_failures,
+            live_sockets: revocation::LiveSockets::default(),
         }))
     }
 

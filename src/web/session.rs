@@ -45,6 +45,11 @@ impl Session {
         Ok(session)
     }
 
+    /// The stored session's key (`None` for signed cookies, or when nothing is stored).
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
     /// `get_user(request)` for HTTP: the authenticated user, or `None`. A wrong auth hash
     /// flushes the session; a hash made with a fallback key cycles the key and stores the
     /// current hash (django-internals §5.3).

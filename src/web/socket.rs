@@ -22,6 +22,8 @@
 //! | a write not done within `WS_WRITE_TIMEOUT` (client stopped reading) | close 1013 |
 //! | no traffic for 50 s (ping every 20 s unanswered, like Daphne) | connection dropped |
 //! | server shutting down | close 1001 |
+//! | session ended / password changed / user deactivated elsewhere (`web::revocation`) | leave notices, then close 4001 / 4002 / 4003 |
+//! | `is_staff` lost elsewhere | `{"leave": id}` and `{"error": "ROOM_ACCESS_DENIED"}` per staff-only room left |
 //!
 //! Whatever ends a connection, the leave procedure runs for every joined room (§4.11), then
 //! the close frame gets [`CLOSE_WRITE_TIMEOUT`] to leave; a peer that cannot take even that is
@@ -40,16 +42,18 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use futures_util::SinkExt;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::chat::consumer::{Consumer, UserSnapshot};
 use crate::chat::protocol::Frame;
 use crate::config::Settings;
 use crate::django::sessions::AuthHashCheck;
-use crate::fanout::{self, CLOSE_SLOW_CONSUMER, Inbox};
+use crate::fanout::{self, CLOSE_SLOW_CONSUMER, ConnId, Inbox};
 use crate::store::{StoreError, User};
 use crate::web::error::WebError;
 use crate::web::pages::cookie_headers;
+use crate::web::revocation::{Control, Registration};
 use crate::web::session::{Session, resolve_user};
 use crate::web::throttle::UserSlot;
 use crate::web::{AppState, effects, security};
@@ -88,8 +92,8 @@ pub async fn handshake(
         }
         .into_response();
     }
-    let user = match authenticate(&app, &headers).await {
-        Ok(Some(user)) => user,
+    let (user, session) = match authenticate(&app, &headers).await {
+        Ok(Some(found)) => found,
         Ok(None) => return StatusCode::FORBIDDEN.into_response(),
         Err(e) => return WebError::Store(e).into_response(),
     };
@@ -100,7 +104,21 @@ pub async fn handshake(
         }
         .into_response();
     };
-    configure(upgrade, &app.settings).on_upgrade(move |socket| run(app, socket, user, slot))
+    let id = app.next_conn_id();
+    let (registration, control) = app.live_sockets.register(
+        id,
+        user.id,
+        session.key().map(str::to_string),
+        session.data.auth_hash().unwrap_or_default(),
+        user.is_staff,
+    );
+    let held = Held {
+        id,
+        _slot: slot,
+        _registration: registration,
+        control,
+    };
+    configure(upgrade, &app.settings).on_upgrade(move |socket| run(app, socket, user, held))
 }
 
 /// The WebSocket protocol settings of every chat socket (also what the Autobahn|Testsuite
@@ -120,11 +138,14 @@ pub fn configure(upgrade: WebSocketUpgrade, settings: &Settings) -> WebSocketUpg
 /// Channels' `get_user`: the session's user if the auth hash matches (a fallback key counts,
 /// and nothing is saved, as WebSockets never save sessions); a mismatch flushes the session,
 /// as Channels does (django-internals §8).
-async fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<Option<User>, StoreError> {
+async fn authenticate(
+    app: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<(User, Session)>, StoreError> {
     let now = Utc::now();
     let mut session = Session::load(app, &cookie_headers(headers), now).await?;
     match resolve_user(app, &session.data).await? {
-        (Some(user), AuthHashCheck::Current | AuthHashCheck::Fallback) => Ok(Some(user)),
+        (Some(user), AuthHashCheck::Current | AuthHashCheck::Fallback) => Ok(Some((user, session))),
         (Some(_), AuthHashCheck::Mismatch) => {
             session.flush(app).await?;
             Ok(None)
@@ -134,11 +155,22 @@ async fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<Option<User
 }
 
 /// Why the loop ended, and the close frame to send if any.
-type Close = Option<(u16, &'static str)>;
+pub type Close = Option<(u16, &'static str)>;
 
-async fn run(app: AppState, mut socket: WebSocket, user: User, _slot: UserSlot) {
+/// What a socket holds from its handshake until it ends: its user slot, its registration for
+/// live revocation and the controls that arrive through it.
+struct Held {
+    id: ConnId,
+    _slot: UserSlot,
+    _registration: Registration,
+    control: mpsc::Receiver<Control>,
+}
+
+async fn run(app: AppState, mut socket: WebSocket, user: User, held: Held) {
     let _open = app.socket_opened();
-    let id = app.next_conn_id();
+    let Held {
+        id, mut control, ..
+    } = held;
     let (mailbox, mut inbox) = fanout::mailbox(
         id,
         app.settings.ws_outbound_queue,
@@ -191,6 +223,16 @@ async fn run(app: AppState, mut socket: WebSocket, user: User, _slot: UserSlot) 
                     break close;
                 }
             }
+            Some(ctrl) = control.recv() => match ctrl {
+                Control::Revoke(code, reason) => {
+                    tracing::info!(conn = id, code, reason, "WebSocket revoked");
+                    break Some((code, reason));
+                }
+                Control::Demote => {
+                    let effects = consumer.demote().await;
+                    effects::apply(app.broker.as_ref(), &mailbox, effects).await;
+                }
+            },
             msg = socket.recv() => {
                 last_seen = Instant::now();
                 match msg {
@@ -222,7 +264,15 @@ async fn run(app: AppState, mut socket: WebSocket, user: User, _slot: UserSlot) 
     let effects = consumer.disconnect().await;
     effects::apply(app.broker.as_ref(), &mailbox, effects).await;
     drop(inbox);
-    let goodbye = async {
+    goodbye(&mut socket, close).await;
+    tracing::debug!(conn = id, ?close, "WebSocket closed");
+}
+
+/// Ends a connection: sends `close` (or, when the peer closed, flushes the close reply
+/// tungstenite queued) within [`CLOSE_WRITE_TIMEOUT`]; a peer that cannot take even that is
+/// dropped with its TCP connection.
+pub async fn goodbye(socket: &mut WebSocket, close: Close) {
+    let send = async {
         match close {
             Some((code, reason)) => {
                 let frame = CloseFrame {
@@ -231,13 +281,10 @@ async fn run(app: AppState, mut socket: WebSocket, user: User, _slot: UserSlot) 
                 };
                 socket.send(Message::Close(Some(frame))).await
             }
-            // The peer closed (or vanished): push out the close reply tungstenite queued.
             None => socket.flush().await,
         }
     };
-    // A peer that cannot take even the close frame is dropped (its TCP connection closed).
-    let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, goodbye).await;
-    tracing::debug!(conn = id, ?close, "WebSocket closed");
+    let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, send).await;
 }
 
 const QUEUE_FULL: Close = Some((CLOSE_SLOW_CONSUMER, "outbound queue full"));
@@ -260,7 +307,7 @@ async fn write_batch(
 }
 
 /// The close to send after a read error, if the connection can still take one.
-fn close_for(err: axum::Error) -> Close {
+pub fn close_for(err: axum::Error) -> Close {
     use tungstenite::error::{CapacityError, Error};
     match err.into_inner().downcast::<Error>() {
         Ok(e) => match *e {

@@ -157,7 +157,7 @@ impl LoginFailures {
                 let left = self
                     .window
                     .checked_sub(now.saturating_duration_since(*since))?;
-                (*count >= self.limit(&key)).then_some(left)
+                (*count >= self.limit(&key) && !left.is_zero()).then_some(left)
             })
             .max()
     }

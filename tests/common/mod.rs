@@ -208,6 +208,16 @@ impl Drop for TestServer {
     }
 }
 
+/// `/healthz` of a server, as JSON.
+pub async fn healthz(server: &TestServer) -> serde_json::Value {
+    reqwest::get(server.url("/healthz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// The HTTP status of a refused handshake (403, 404, 400 …).
 pub fn handshake_status(err: &tungstenite::Error) -> Option<u16> {
     match err {

@@ -18,6 +18,8 @@
 //! 3. sessions both ways (db and signed_cookies engines): cookies, logout, password change,
 //!    is_active, expiry, SECRET_KEY rotation with fallbacks, a non-ASCII username.
 //! 4. rooms edited through Django show up in Whisper's index and join rules.
+//! 5. live revocation: open sockets follow a logout, password change, deactivation and lost
+//!    `is_staff` made in Django (`revocation`).
 //!
 //! This file holds the databases, the shared configuration, the CLI runner and the test
 //! generators; the Django oracle and the Whisper clients are in `django` and `whisper_client`.
@@ -262,6 +264,7 @@ mod cache_sessions;
 mod custom_user;
 mod fork;
 mod passwords;
+mod revocation;
 mod rooms;
 mod schema;
 mod sessions;

@@ -127,13 +127,7 @@ async fn a_message_flood_is_rate_limited_without_a_close() {
 
 /// Open sockets, from `/healthz`.
 async fn open_sockets(server: &TestServer) -> u64 {
-    let body: serde_json::Value = reqwest::get(server.url("/healthz"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["open_sockets"].as_u64().unwrap()
+    healthz(server).await["open_sockets"].as_u64().unwrap()
 }
 
 /// Point 3: a member that stops reading is closed once a write has waited `WS_WRITE_TIMEOUT`,

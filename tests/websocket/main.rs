@@ -17,6 +17,7 @@ mod golden;
 mod handshake;
 mod ordering;
 mod presence;
+mod revocation;
 mod staff_and_notifications;
 
 use std::time::Duration;
