@@ -82,6 +82,12 @@ pub struct Limits {
     /// `SESSION_RECHECK_SECONDS`: how often open sockets' sessions and users are re-checked
     /// (live revocation, `web::revocation`).
     pub session_recheck: Duration,
+    /// `SECURE_PROXY_SSL_HEADER` (Django's, as `HTTP_X_FORWARDED_PROTO,https` or a JSON pair):
+    /// the request header (its `META` name) and value that mark a request as secure.
+    pub secure_proxy_ssl_header: Option<(String, String)>,
+    /// `TRUSTED_PROXIES` (comma-separated addresses): peers whose `X-Forwarded-For` names the
+    /// client address (for the per-address limits); any other peer is the client itself.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Limits {
@@ -157,8 +163,47 @@ impl Limits {
             login_failures_per_address: count("LOGIN_FAILURES_PER_ADDRESS", 20)?,
             login_failure_window: seconds("LOGIN_FAILURE_WINDOW", 900.0)?,
             session_recheck: seconds("SESSION_RECHECK_SECONDS", 5.0)?,
+            secure_proxy_ssl_header: match get("SECURE_PROXY_SSL_HEADER") {
+                None => None,
+                Some(raw) if raw.trim().is_empty() => None,
+                Some(raw) => Some(proxy_ssl_header(&raw)?),
+            },
+            trusted_proxies: get("TRUSTED_PROXIES")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.parse().map_err(|_| {
+                        invalid("TRUSTED_PROXIES", format!("{s:?} is not an IP address"))
+                    })
+                })
+                .collect::<Result<_, _>>()?,
         })
     }
+}
+
+/// `("HTTP_X_FORWARDED_PROTO", "https")` from `HTTP_X_FORWARDED_PROTO,https` or
+/// `["HTTP_X_FORWARDED_PROTO", "https"]`.
+fn proxy_ssl_header(raw: &str) -> Result<(String, String), ConfigError> {
+    let bad = || {
+        invalid(
+            "SECURE_PROXY_SSL_HEADER",
+            format!("{raw:?} must be a header and a value, e.g. HTTP_X_FORWARDED_PROTO,https"),
+        )
+    };
+    let (name, value) = match serde_json::from_str::<Vec<String>>(raw) {
+        Ok(pair) if pair.len() == 2 => (pair[0].clone(), pair[1].clone()),
+        Ok(_) => return Err(bad()),
+        Err(_) => {
+            let (n, v) = raw.split_once(',').ok_or_else(bad)?;
+            (n.trim().to_string(), v.trim().to_string())
+        }
+    };
+    if !name.starts_with("HTTP_") || name.len() == 5 || value.is_empty() {
+        return Err(bad());
+    }
+    Ok((name, value))
 }
 
 #[cfg(test)]
@@ -184,6 +229,20 @@ mod tests {
     }
 
     #[test]
+    fn the_proxy_settings_take_djangos_forms() {
+        let l = limits(&[("SECURE_PROXY_SSL_HEADER", "HTTP_X_FORWARDED_PROTO, https")]).unwrap();
+        let want = Some(("HTTP_X_FORWARDED_PROTO".to_string(), "https".to_string()));
+        assert_eq!(l.secure_proxy_ssl_header, want);
+        let l = limits(&[(
+            "SECURE_PROXY_SSL_HEADER",
+            r#"["HTTP_X_FORWARDED_PROTO", "https"]"#,
+        )]);
+        assert_eq!(l.unwrap().secure_proxy_ssl_header, want);
+        let l = limits(&[("TRUSTED_PROXIES", "127.0.0.1, ::1")]).unwrap();
+        assert_eq!(l.trusted_proxies.len(), 2);
+    }
+
+    #[test]
     fn bad_values_are_refused_with_their_name() {
         for (name, value) in [
             ("WS_MAX_ROOMS_PER_SOCKET", "0"),
@@ -195,6 +254,9 @@ mod tests {
             ("WS_WRITE_TIMEOUT", "0"),
             ("SHUTDOWN_TIMEOUT", "1e9"),
             ("HTTP_MAX_CONNECTIONS", "0"),
+            ("SECURE_PROXY_SSL_HEADER", "X-Forwarded-Proto"),
+            ("SECURE_PROXY_SSL_HEADER", r#"["HTTP_X"]"#),
+            ("TRUSTED_PROXIES", "proxy.local"),
         ] {
             let err = limits(&[(name, value)]).unwrap_err().to_string();
             assert!(err.contains(name), "{name}={value}: {err}");

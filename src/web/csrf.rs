@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use crate::django::cookies::{self, CookieOptions};
 use crate::django::csrf::{self, CsrfRejection};
-use crate::web::AppState;
+use crate::web::{AppState, security};
 
 /// CSRF_COOKIE_AGE: 52 weeks.
 const CSRF_COOKIE_AGE: u64 = 31_449_600;
@@ -65,7 +65,7 @@ impl Csrf {
         csrf::check_origin(
             text(header::ORIGIN),
             text(header::REFERER),
-            false,
+            security::is_secure(app, headers),
             host,
             &app.settings.csrf_trusted_origins,
             None,

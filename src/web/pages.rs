@@ -16,10 +16,10 @@ use unicode_normalization::UnicodeNormalization;
 use crate::config::user_model::capfirst;
 use crate::django::hosts;
 use crate::store::User;
-use crate::web::AppState;
 use crate::web::csrf::Csrf;
 use crate::web::error::WebError;
 use crate::web::session::Session;
+use crate::web::{AppState, security};
 
 const REQUIRED: &str = "This field is required.";
 /// `AuthenticationForm`: `username_field.max_length or 254`.
@@ -254,7 +254,7 @@ pub async fn login_submit(
     }
     // Login throttling, beyond Django (django-axes' idea; SECURITY.md): a locked-out username
     // or address is answered 429 with the form, and no password is checked.
-    let address = Some(peer.ip());
+    let address = Some(security::client_ip(&app, peer.ip(), &headers));
     if let Some(left) = app
         .login_failures
         .locked(&username, address, Instant::now())
@@ -289,8 +289,10 @@ pub async fn login_submit(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
+    // Django's `url_has_allowed_host_and_scheme(..., require_https=request.is_secure())`.
+    let secure = security::is_secure(&app, &headers);
     let target = next
-        .filter(|n| hosts::url_has_allowed_host_and_scheme(n, std::slice::from_ref(&host), false))
+        .filter(|n| hosts::url_has_allowed_host_and_scheme(n, std::slice::from_ref(&host), secure))
         .unwrap_or_else(|| app.settings.login_redirect_url.clone());
     let mut response = redirect(StatusCode::FOUND, &target);
     add_set_cookie(&mut response, session.finish(&app, now).await?);

@@ -127,17 +127,20 @@ pub async fn run(app: AppState) {
 
 /// One pass over every open socket.
 pub async fn check(app: &AppState) -> Result<(), crate::store::StoreError> {
-    let (users, keys) = {
+    // Only the sockets of this snapshot are judged: one registered while the queries run has
+    // just been checked by its handshake, and its user may not be among those fetched.
+    let (checked, users, keys) = {
         let live = app.live_sockets.lock();
         if live.is_empty() {
             return Ok(());
         }
+        let checked: HashSet<ConnId> = live.keys().copied().collect();
         let users: HashSet<i64> = live.values().map(|l| l.user_id).collect();
         let keys: HashSet<String> = live
             .values()
             .filter_map(|l| l.session_key.clone())
             .collect();
-        (users, keys)
+        (checked, users, keys)
     };
     let users: Vec<i64> = users.into_iter().collect();
     let found: HashMap<i64, crate::store::User> = app
@@ -157,7 +160,10 @@ pub async fn check(app: &AppState) -> Result<(), crate::store::StoreError> {
     let secret = app.settings.secret().to_string();
     let fallbacks = app.settings.fallback_secrets();
     let mut live = app.live_sockets.lock();
-    for socket in live.values_mut() {
+    for (id, socket) in live.iter_mut() {
+        if !checked.contains(id) {
+            continue;
+        }
         let control = match found.get(&socket.user_id) {
             None => Some(Control::Revoke(CLOSE_USER_INACTIVE, "user deleted")),
             Some(user) if !user.is_active => {

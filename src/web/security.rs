@@ -1,5 +1,9 @@
 //! What Django's `SecurityMiddleware`, `CommonMiddleware` (host validation) and
-//! `XFrameOptionsMiddleware` do for every response, and the WebSocket `Origin` rule.
+//! `XFrameOptionsMiddleware` do for every response, the WebSocket `Origin` rule, and what a
+//! proxy in front tells: `is_secure` (`SECURE_PROXY_SSL_HEADER`) and the client address
+//! (`TRUSTED_PROXIES`).
+
+use std::net::IpAddr;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
@@ -73,4 +77,40 @@ pub fn websocket_origin_allowed(app: &AppState, headers: &HeaderMap) -> bool {
         settings.allowed_hosts.clone()
     };
     hosts::origin_allowed(origin, &allowed)
+}
+
+/// Django's `request.is_secure()`: Whisper serves plain HTTP, so a request is secure only when
+/// `SECURE_PROXY_SSL_HEADER` names a header the proxy set to its value (the first of a
+/// comma-separated list, as Django reads it).
+pub fn is_secure(app: &AppState, headers: &HeaderMap) -> bool {
+    let Some((meta, want)) = &app.settings.limits.secure_proxy_ssl_header else {
+        return false;
+    };
+    let name = meta["HTTP_".len()..].replace('_', "-").to_ascii_lowercase();
+    headers
+        .get(name.as_str())
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .is_some_and(|first| first.trim() == want)
+}
+
+/// The client address for the per-address limits: the peer, or, when the peer is one of
+/// `TRUSTED_PROXIES`, the last `X-Forwarded-For` entry that is not a trusted proxy.
+pub fn client_ip(app: &AppState, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    let trusted = &app.settings.limits.trusted_proxies;
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+        .collect::<Vec<_>>();
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|ip| !trusted.contains(ip))
+        .unwrap_or(peer)
 }

@@ -85,7 +85,8 @@ pub async fn handshake(
         tracing::warn!(origin = ?headers.get("origin"), "WebSocket refused: foreign Origin");
         return StatusCode::FORBIDDEN.into_response();
     }
-    if let Err(wait) = app.handshakes.take(&peer.ip(), Instant::now()) {
+    let client = security::client_ip(&app, peer.ip(), &headers);
+    if let Err(wait) = app.handshakes.take(&client, Instant::now()) {
         return WebError::TooManyRequests {
             what: "WS_HANDSHAKES_PER_MINUTE",
             retry_after: wait.as_secs_f64().ceil() as u64,

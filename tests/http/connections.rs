@@ -137,3 +137,57 @@ async fn failed_logins_lock_the_username_then_the_address() {
     login_ok(&server, "bob", PASSWORD).await;
     server.stop().await;
 }
+
+/// Point 8: behind a TLS-terminating proxy, `SECURE_PROXY_SSL_HEADER` makes a request secure
+/// as in Django, and the CSRF Referer rule for HTTPS applies; `TRUSTED_PROXIES` gives the
+/// client address the per-address limits count.
+#[tokio::test]
+async fn a_proxy_tells_https_and_the_client_address() {
+    let server = TestServer::start_with(&[
+        ("SECURE_PROXY_SSL_HEADER", "HTTP_X_FORWARDED_PROTO,https"),
+        ("TRUSTED_PROXIES", "127.0.0.1"),
+        ("LOGIN_FAILURES_PER_ADDRESS", "2"),
+        ("LOGIN_FAILURES_PER_USERNAME", "100"),
+    ])
+    .await;
+    server.create_user("bob", false).await;
+    let host = server.host();
+    let attempt = |proto: &'static str, referer: Option<String>, client: &'static str| {
+        let server = &server;
+        async move {
+            let (secret, token) = login_page(server, &[]).await;
+            let mut headers = vec![("x-forwarded-proto", proto), ("x-forwarded-for", client)];
+            if let Some(r) = referer.as_deref() {
+                headers.push(("referer", r));
+            }
+            let fields = [
+                ("username", "bob"),
+                ("password", "wrong"),
+                ("csrfmiddlewaretoken", token.as_str()),
+            ];
+            post(
+                server,
+                "/accounts/login/",
+                &[("csrftoken", &secret)],
+                &fields,
+                &headers,
+            )
+            .await
+            .status
+        }
+    };
+    // Plain HTTP through the proxy: no Referer needed.
+    assert_eq!(attempt("http", None, "198.51.100.1").await, 200);
+    // HTTPS: Django's rule, a Referer is required and must be https on this host.
+    assert_eq!(attempt("https", None, "198.51.100.2").await, 403);
+    let http_referer = Some(format!("http://{host}/accounts/login/"));
+    assert_eq!(attempt("https", http_referer, "198.51.100.2").await, 403);
+    let https_referer = Some(format!("https://{host}/accounts/login/"));
+    assert_eq!(attempt("https", https_referer, "198.51.100.2").await, 200);
+    // The failures of 198.51.100.1 (one) and .2 (one) are counted apart: a second from .1
+    // locks .1 only.
+    assert_eq!(attempt("http", None, "198.51.100.1").await, 200);
+    assert_eq!(attempt("http", None, "198.51.100.1").await, 429);
+    assert_eq!(attempt("http", None, "198.51.100.3").await, 200);
+    server.stop().await;
+}
