@@ -41,7 +41,8 @@ pub enum Control {
 /// One open socket, as its handshake saw it.
 struct Live {
     user_id: i64,
-    /// The stored session's key (`db`, `cached_db`); `None` for signed cookies and `cache`.
+    /// The stored session's key (`None` for signed cookies); checked against `django_session`
+    /// rows with the `db` and `cached_db` engines.
     session_key: Option<String>,
     auth_hash: String,
     is_staff: bool,
