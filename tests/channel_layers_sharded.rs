@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use common::channel_layer::{CORE, Layer, PUBSUB, frames, python_consistent_hash};
 use common::python::Server;
 use common::redis_server::PrivateRedis;
-use common::{TestServer, Ws, join, leave, send, ws_to};
+use common::{TestServer, Ws, healthz, join, leave, send, ws_to};
 
 const SETTLE: Duration = Duration::from_secs(15);
 /// Messages per sender per room.
@@ -135,15 +135,6 @@ impl Drop for KeyWatch {
     fn drop(&mut self) {
         self.task.abort();
     }
-}
-
-async fn healthz(server: &TestServer) -> serde_json::Value {
-    reqwest::get(server.url("/healthz"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 /// Polls `/healthz` until its per-host states are `want`.
