@@ -173,11 +173,22 @@ impl LoginFailures {
             }
         }
         for key in Self::keys(username, address) {
-            let entry = map.entry(key).or_insert((0, now));
+            let entry = map.entry(key.clone()).or_insert((0, now));
             if now.saturating_duration_since(entry.1) >= self.window {
                 *entry = (0, now);
             }
             entry.0 += 1;
+            // Once per lock-out, as django-axes logs it: the operator sees who is guessing.
+            if entry.0 == self.limit(&key) {
+                match &key {
+                    FailureKey::Username(name) => {
+                        tracing::warn!(username = %name, "login locked out: too many failures")
+                    }
+                    FailureKey::Address(ip) => {
+                        tracing::warn!(address = %ip, "login locked out: too many failures")
+                    }
+                }
+            }
         }
     }
 
