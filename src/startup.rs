@@ -186,6 +186,7 @@ pub async fn serve_opened(
     let (stop_tx, stop_rx) = watch::channel(false);
     let (state, health) = build_opened(opened, stop_rx).await?;
     tokio::spawn(web::revocation::run(state.clone()));
+    tokio::spawn(web::memory::run(state.clone()));
     let app = web::router(state.clone()).layer(axum::Extension(health));
     let limits = &state.settings.limits;
     let listen = ListenLimits::of(limits);

@@ -1,6 +1,7 @@
 //! Autobahn|Testsuite conformance run: `wstest -m fuzzingclient` against an echo endpoint that
-//! uses Whisper's WebSocket stack exactly as the chat socket does (`web::socket::configure`,
-//! served by `web::listener::serve`).
+//! uses Whisper's WebSocket stack exactly as the chat socket does (`web::upgrade`, its
+//! settings from `web::socket::configure`, text written by `web::upgrade::send_text` — large
+//! messages in fragments — and served by `web::listener::serve`).
 //!
 //! wstest comes from `compat/autobahn.sh` (a Python 2.7 virtualenv, `compat/.venv-autobahn`).
 //! Cases 12.* and 13.* (permessage-deflate) are excluded: Whisper does not negotiate
@@ -14,13 +15,15 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::get;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
 use whisper::config::Settings;
 use whisper::web::listener::{ListenLimits, serve};
 use whisper::web::socket;
+use whisper::web::upgrade::{self, Upgrade, WebSocket};
 
 const AGENT: &str = "whisper";
 const WSTEST_TIMEOUT: Duration = Duration::from_secs(600);
@@ -45,8 +48,10 @@ fn settings() -> Settings {
     Settings::from_lookup(|k| vars.get(k).cloned()).expect("settings")
 }
 
-async fn echo(State(settings): State<&'static Settings>, upgrade: WebSocketUpgrade) -> Response {
-    socket::configure(upgrade, settings).on_upgrade(echo_socket)
+async fn echo(State(settings): State<&'static Settings>, upgrade: Upgrade) -> Response {
+    upgrade
+        .config(socket::configure(settings))
+        .finish(echo_socket)
 }
 
 /// Echoes text as text and binary as binary; ends as the chat socket does (`close_for` and
@@ -54,13 +59,19 @@ async fn echo(State(settings): State<&'static Settings>, upgrade: WebSocketUpgra
 /// after a read error, a close with the matching code is sent.
 async fn echo_socket(mut socket: WebSocket) {
     let close = loop {
-        match socket.recv().await {
-            Some(Ok(msg @ (Message::Text(_) | Message::Binary(_)))) => {
+        match socket.next().await {
+            Some(Ok(Message::Text(text))) => {
+                let sent = upgrade::send_text(&mut socket, text).await;
+                if sent.is_err() || socket.flush().await.is_err() {
+                    return;
+                }
+            }
+            Some(Ok(msg @ Message::Binary(_))) => {
                 if socket.send(msg).await.is_err() {
                     return;
                 }
             }
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
             Some(Ok(Message::Close(_))) | None => break None,
             Some(Err(e)) => break socket::close_for(e),
         }

@@ -37,7 +37,9 @@ fn a_tiny_bench_run_completes_with_zero_loss_on_whisper_bare_and_uvicorn() {
             "--target",
             "whisper,bare,uvicorn",
             "--scenario",
-            "1,2,3,4,5,6",
+            "1,2,3,4,5,6,7",
+            "--hostile-secs",
+            "1",
         ])
         .args(["--users", "1", "--clients", "6", "--senders", "2"])
         .args(["--many-clients", "8", "--rooms", "2"])
@@ -80,7 +82,7 @@ fn a_tiny_bench_run_completes_with_zero_loss_on_whisper_bare_and_uvicorn() {
             scenarios.push("5");
         }
         if target == "whisper" {
-            scenarios.extend(["6/own", "6/pubsub", "6/core"]);
+            scenarios.extend(["6/own", "6/pubsub", "6/core", "7"]);
         }
         for scenario in scenarios {
             let r = get(target, scenario);
@@ -104,6 +106,10 @@ fn a_tiny_bench_run_completes_with_zero_loss_on_whisper_bare_and_uvicorn() {
             if scenario == "5" {
                 assert_eq!(r["login_failures"], "0", "{target}: {r:?}");
             }
+            if scenario == "7" {
+                assert_eq!(r["closed"], "0", "victims closed: {r:?}");
+                assert_ne!(r["flood_sent"], "0", "the flooder sent nothing: {r:?}");
+            }
             if scenario.starts_with("6/") {
                 assert_eq!(r["publish_failures"], "0", "{target} {scenario}: {r:?}");
                 assert_eq!(r["over_capacity"], "0", "{target} {scenario}: {r:?}");
@@ -111,5 +117,5 @@ fn a_tiny_bench_run_completes_with_zero_loss_on_whisper_bare_and_uvicorn() {
             checked.push(format!("{target}/{scenario}"));
         }
     }
-    assert_eq!(checked.len(), 4 + 3 + 7, "{checked:?}");
+    assert_eq!(checked.len(), 4 + 3 + 8, "{checked:?}");
 }

@@ -13,7 +13,10 @@
 //! Beyond the original, every frame passes the socket's limits first ([`SocketLimits`]): its
 //! rate (`RATE_LIMITED`), the size of its raw `room` (`ROOM_INVALID`), the number of rooms
 //! joined (`TOO_MANY_ROOMS`) and the size of what it sends to a room (`MESSAGE_TOO_LARGE`).
-//! A refused frame changes nothing and costs no tokens.
+//! A refused frame changes nothing. Every frame the rate admits costs a message token, whatever
+//! its outcome (decoding it was work); only a frame that succeeds spends its bytes. After a
+//! frame refused for its rate, [`Consumer::pause`] tells the socket how long to stop reading,
+//! so a flood costs the server at most about two frames per token, not one per frame sent.
 //!
 //! It also keeps the Whisper fork's room presence ([`Presence`], spec §12): refreshed after a
 //! join (before its ack) and after a send, marked `left` on every leave, read by `room_users`.
@@ -95,6 +98,8 @@ pub struct Consumer<R: RoomLookup = RoomCache> {
     limits: SocketLimits,
     messages: TokenBucket,
     bytes: TokenBucket,
+    /// The last frame was refused for the message rate ([`Consumer::pause`]).
+    throttled: bool,
     /// The raw room values of successful joins, keyed with Python equality (spec §4.6). An
     /// equal value joined later keeps the first spelling, as a Python `set.add` does.
     rooms: IndexMap<RoomKey, Value>,
@@ -119,6 +124,7 @@ impl<R: RoomLookup> Consumer<R> {
             limits,
             messages: TokenBucket::new(limits.messages, now),
             bytes: TokenBucket::new(limits.bytes, now),
+            throttled: false,
             rooms: IndexMap::new(),
             subscribed: HashSet::new(),
         }
@@ -141,8 +147,7 @@ impl<R: RoomLookup> Consumer<R> {
         };
         match result {
             Ok(effects) => {
-                // The frame's token, and the bytes it sends to rooms (checked beforehand).
-                self.messages.take(1.0, now);
+                // The bytes it sends to rooms (checked beforehand).
                 self.bytes.take(room_bytes(&effects) as f64, now);
                 effects
             }
@@ -150,10 +155,21 @@ impl<R: RoomLookup> Consumer<R> {
         }
     }
 
-    /// The checks every frame passes before it is decoded further: the message rate, then
-    /// the size of its raw `room` value.
+    /// How long the socket should stop reading: after a frame refused for the message rate,
+    /// until the next token is there; otherwise zero. Frames sent meanwhile wait in the
+    /// socket (TCP pushes back on the sender) instead of costing the server a refusal each.
+    pub fn pause(&mut self) -> std::time::Duration {
+        if !std::mem::take(&mut self.throttled) {
+            return std::time::Duration::ZERO;
+        }
+        self.messages.wait_for(1.0, Instant::now())
+    }
+
+    /// The checks every frame passes before it is decoded further: the message rate (the
+    /// frame's token is taken here, whatever follows), then the size of its raw `room` value.
     fn admit(&mut self, text: &str, now: Instant) -> Result<Command, ClientError> {
-        if !self.messages.has(1.0, now) {
+        if !self.messages.take(1.0, now) {
+            self.throttled = true;
             return Err(ClientError::RateLimited);
         }
         let command = protocol::parse_command(text)?;

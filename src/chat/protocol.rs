@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use axum::extract::ws::Utf8Bytes;
+use tungstenite::Utf8Bytes;
 
 use crate::django::pyjson::{self, Object, Separators, Value};
 

@@ -131,6 +131,16 @@ impl DjangoCache {
         Ok(Some(decode(&raw, self.limits)))
     }
 
+    /// Which of `keys` the cache holds: one round trip (a pipeline of `EXISTS`) for them all.
+    pub async fn existing(&self, keys: &[String]) -> Result<Vec<bool>, StoreError> {
+        let mut pipe = redis::pipe();
+        for key in keys {
+            pipe.cmd("EXISTS").arg(self.key(key));
+        }
+        let mut conn = self.conn.clone();
+        pipe.query_async(&mut conn).await.map_err(cache_error)
+    }
+
     /// `cache.set(key, value, timeout)`.
     pub async fn set(
         &self,

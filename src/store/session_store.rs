@@ -15,7 +15,7 @@
 //! alive for Django. An unreadable cache entry (a refused pickle) is an empty session, and the
 //! reason is logged once per kind of reason every ten minutes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -79,6 +79,25 @@ impl SessionStore {
     /// The cache the sessions use, if any.
     pub fn cache(&self) -> Option<&DjangoCache> {
         self.cache.as_ref()
+    }
+
+    /// Which of these session keys still have their entry in the session cache (the `cache`
+    /// engine's only record of a session; Redis drops it when it expires). One round trip.
+    pub async fn live_cache_keys(&self, keys: &[String]) -> Result<HashSet<String>, StoreError> {
+        let Some(cache) = self.cache.as_ref() else {
+            return Ok(HashSet::new());
+        };
+        let entries: Vec<String> = keys
+            .iter()
+            .map(|k| format!("{CACHE_KEY_PREFIX}{k}"))
+            .collect();
+        let found = cache.existing(&entries).await?;
+        Ok(keys
+            .iter()
+            .zip(found)
+            .filter(|(_, exists)| *exists)
+            .map(|(k, _)| k.clone())
+            .collect())
     }
 
     fn key_strs(&self) -> Vec<&str> {

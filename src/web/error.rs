@@ -32,6 +32,10 @@ pub enum WebError {
     Store(#[from] StoreError),
     #[error("template: {0}")]
     Template(#[from] TemplateError),
+    /// A WebSocket handshake of another protocol version, or on a connection that cannot be
+    /// upgraded (`web::upgrade`): 426 with `Sec-WebSocket-Version: 13` (RFC 6455 §4.4).
+    #[error("upgrade required: WebSocket version 13 only")]
+    UpgradeRequired,
     /// A limit of `web::throttle` (handshakes per address, sockets per user): 429.
     #[error("too many requests: {what}")]
     TooManyRequests {
@@ -47,6 +51,7 @@ impl WebError {
             WebError::Csrf(_) => StatusCode::FORBIDDEN,
             WebError::NotFound => StatusCode::NOT_FOUND,
             WebError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            WebError::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
             WebError::Store(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             WebError::Store(_) | WebError::Template(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -91,6 +96,7 @@ impl IntoResponse for WebError {
                 )
             }
             WebError::NotFound => "Not Found".to_string(),
+            WebError::UpgradeRequired => "WebSocket version 13 only".to_string(),
             WebError::TooManyRequests { what, .. } => {
                 tracing::info!("429: {what}");
                 "<!doctype html>\n<html lang=\"en\">\n<head>\n  <title>Too Many Requests (429)</title>\n</head>\n<body>\n  <h1>Too Many Requests (429)</h1><p></p>\n</body>\n</html>\n".to_string()
@@ -124,6 +130,12 @@ impl IntoResponse for WebError {
             && let Ok(value) = HeaderValue::from_str(&(*retry_after).max(1).to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        if let WebError::UpgradeRequired = self {
+            response.headers_mut().insert(
+                header::SEC_WEBSOCKET_VERSION,
+                HeaderValue::from_static("13"),
+            );
         }
         if let Some(page) = page {
             response.extensions_mut().insert(page);

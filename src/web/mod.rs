@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `pages.rs` | index, login, logout, 404 / APPEND_SLASH redirects |
 //! | `socket.rs` | `/chat/stream/`: handshake auth, the per-connection task |
+//! | `upgrade.rs` | the WebSocket opening handshake, fragmented writes of large messages |
 //! | `effects.rs` | a consumer's effects carried out through the broker |
 //! | `session.rs` | Django sessions and `get_user`/`login`/`logout` for a request |
 //! | `csrf.rs` | CSRF cookie, tokens and the request check |
@@ -13,6 +14,7 @@
 //! | `revocation.rs` | re-checks every open socket's session and user (`SESSION_RECHECK_SECONDS`) |
 //! | `throttle.rs` | handshakes per address, sockets per user, failed logins |
 //! | `error.rs` | the one mapping from errors to HTTP responses |
+//! | `memory.rs` | hands freed memory back to the system after many sockets close |
 //! | `listener.rs` | the accept loop: header deadline, connection limits, bounded shutdown |
 
 pub mod csrf;
@@ -21,6 +23,7 @@ pub mod error;
 pub mod hashing;
 pub mod health;
 pub mod listener;
+pub mod memory;
 pub mod pages;
 pub mod revocation;
 pub mod security;
@@ -28,6 +31,7 @@ pub mod session;
 pub mod socket;
 pub mod templates;
 pub mod throttle;
+pub mod upgrade;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -11,8 +11,9 @@
 //! | `is_staff` lost | leaves its staff-only rooms: `{"leave": id}` and `ROOM_ACCESS_DENIED`, leave notices |
 //!
 //! With signed-cookie sessions nothing is stored to delete, so only the user checks apply;
-//! with the `cache` engine the session's presence is not re-checked either (its entry lives in
-//! Redis), with `db` and `cached_db` the row is.
+//! with `db` and `cached_db` the session's row must still be there and unexpired (one query),
+//! with `cache` its entry in the session cache (one pipeline of `EXISTS`; Redis drops an
+//! expired entry itself).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,6 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use chrono::Utc;
 use tokio::sync::mpsc;
 
+use crate::config::SessionEngine;
 use crate::django::sessions::{self, AuthHashCheck};
 use crate::fanout::ConnId;
 use crate::web::AppState;
@@ -152,11 +154,14 @@ pub async fn check(app: &AppState) -> Result<(), crate::store::StoreError> {
         .map(|u| (u.id, u))
         .collect();
     let keys: Vec<String> = keys.into_iter().collect();
-    let rows_checked = app.settings.session_engine.stores_rows();
-    let live_keys = if rows_checked && !keys.is_empty() {
+    let engine = app.settings.session_engine;
+    let stored = engine.stores_rows() || engine == SessionEngine::Cache;
+    let live_keys = if !stored || keys.is_empty() {
+        HashSet::new()
+    } else if engine.stores_rows() {
         app.store.live_session_keys(&keys, Utc::now()).await?
     } else {
-        HashSet::new()
+        app.sessions.live_cache_keys(&keys).await?
     };
     let secret = app.settings.secret().to_string();
     let fallbacks = app.settings.fallback_secrets();
@@ -171,7 +176,7 @@ pub async fn check(app: &AppState) -> Result<(), crate::store::StoreError> {
                 Some(Control::Revoke(CLOSE_USER_INACTIVE, "user deactivated"))
             }
             Some(_)
-                if rows_checked
+                if stored
                     && socket
                         .session_key
                         .as_ref()

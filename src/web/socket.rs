@@ -13,7 +13,7 @@
 //! | database or session cache unreachable at the handshake | HTTP 503, no socket |
 //! | more than `WS_HANDSHAKES_PER_MINUTE` from one address, or `WS_MAX_SOCKETS_PER_USER` open | HTTP 429, no socket |
 //! | malformed or unknown command, bad room | `{"error": CODE}` reply, socket stays open |
-//! | too fast, too many rooms, room value or room frame too large (`chat::limits`) | `{"error": "RATE_LIMITED"}` / `TOO_MANY_ROOMS` / `ROOM_INVALID` / `MESSAGE_TOO_LARGE`, socket stays open |
+//! | too fast, too many rooms, room value or room frame too large (`chat::limits`) | `{"error": "RATE_LIMITED"}` / `TOO_MANY_ROOMS` / `ROOM_INVALID` / `MESSAGE_TOO_LARGE`, socket stays open; after `RATE_LIMITED` the socket is not read until the next token (at most [`MAX_READ_PAUSE`] at a time) |
 //! | `room_users` for a staff-only room, from a non-staff user | `{"error": "ROOM_ACCESS_DENIED"}` |
 //! | binary frame | close 1003 |
 //! | frame over `WS_MAX_MESSAGE_BYTES` | close 1009 |
@@ -29,21 +29,25 @@
 //! the close frame gets [`CLOSE_WRITE_TIMEOUT`] to leave; a peer that cannot take even that is
 //! dropped. A write never blocks the other rules: while one waits, the queue-full, keep-alive
 //! and shutdown closes still fire. No frame the server builds can break a connection: the
-//! write buffer takes any frame whole (frames are bounded by `WS_MAX_MESSAGE_BYTES` and the
-//! queue by `WS_OUTBOUND_QUEUE_BYTES`).
+//! write buffer is unbounded (frames are bounded by `WS_MAX_MESSAGE_BYTES` and the queue by
+//! `WS_OUTBOUND_QUEUE_BYTES`), and messages over 8 KiB go out in fragments, so it stays small
+//! (`web::upgrade`).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Extension;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tungstenite::Message;
+use tungstenite::protocol::WebSocketConfig;
+use tungstenite::protocol::frame::CloseFrame;
+use tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::chat::consumer::{Consumer, UserSnapshot};
 use crate::chat::protocol::Frame;
@@ -56,6 +60,7 @@ use crate::web::pages::cookie_headers;
 use crate::web::revocation::{Control, Registration};
 use crate::web::session::{Session, resolve_user};
 use crate::web::throttle::UserSlot;
+use crate::web::upgrade::{self, Upgrade, WebSocket};
 use crate::web::{AppState, effects, security};
 
 /// Daphne's keep-alive: a ping every 20 s, and a peer silent for 30 s more is dropped.
@@ -70,6 +75,8 @@ const MAX_BATCH: usize = 64;
 /// Larger inbound frames still arrive whole, read in several chunks.
 const READ_BUFFER: usize = 512;
 const WRITE_BUFFER: usize = 8 * 1024;
+/// The longest a rate-limited socket goes unread at a time (its keep-alive pongs wait too).
+const MAX_READ_PAUSE: Duration = Duration::from_secs(1);
 /// How long the close frame may take once a connection ends.
 pub const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -79,7 +86,7 @@ pub async fn handshake(
     State(app): State<AppState>,
     Extension(ConnectInfo(peer)): Extension<ConnectInfo<SocketAddr>>,
     headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
+    upgrade: Upgrade,
 ) -> Response {
     if !security::websocket_origin_allowed(&app, &headers) {
         tracing::warn!(origin = ?headers.get("origin"), "WebSocket refused: foreign Origin");
@@ -119,21 +126,25 @@ pub async fn handshake(
         _registration: registration,
         control,
     };
-    configure(upgrade, &app.settings).on_upgrade(move |socket| run(app, socket, user, held))
+    let config = configure(&app.settings);
+    upgrade
+        .config(config)
+        .finish(move |socket| run(app, socket, user, held))
 }
 
 /// The WebSocket protocol settings of every chat socket (also what the Autobahn|Testsuite
 /// conformance run tests, `tests/autobahn.rs`).
-pub fn configure(upgrade: WebSocketUpgrade, settings: &Settings) -> WebSocketUpgrade {
+pub fn configure(settings: &Settings) -> WebSocketConfig {
     let max = settings.ws_max_message_bytes;
-    upgrade
+    WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         // Unbounded here: tungstenite fails a connection whose frame does not fit, and an
-        // event escaped to 6× its message did (issue 10). What is queued is bounded upstream.
+        // event escaped to 6× its message did (issue 10). What is queued is bounded upstream,
+        // and large messages go out in fragments (`web::upgrade`), so the buffer stays small.
         .max_write_buffer_size(usize::MAX)
-        .max_message_size(max)
-        .max_frame_size(max)
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
 }
 
 /// Channels' `get_user`: the session's user if the auth hash matches (a fallback key counts,
@@ -197,6 +208,8 @@ async fn run(app: AppState, mut socket: WebSocket, user: User, held: Held) {
     let mut ping = tokio::time::interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
     let mut last_seen = Instant::now();
     let silent = |last_seen: Instant| last_seen.elapsed() > PING_INTERVAL + PING_TIMEOUT;
+    // Reading stops until then after a frame refused for its rate (`Consumer::pause`).
+    let mut paused: Option<Instant> = None;
 
     let close: Close = loop {
         tokio::select! {
@@ -234,15 +247,22 @@ async fn run(app: AppState, mut socket: WebSocket, user: User, held: Held) {
                     effects::apply(app.broker.as_ref(), &mailbox, effects).await;
                 }
             },
-            msg = socket.recv() => {
+            _ = tokio::time::sleep_until(paused.unwrap_or_else(Instant::now)), if paused.is_some() => {
+                paused = None;
+            }
+            msg = socket.next(), if paused.is_none() => {
                 last_seen = Instant::now();
                 match msg {
                     Some(Ok(Message::Text(text))) => {
                         let effects = consumer.receive(text.as_str()).await;
                         effects::apply(app.broker.as_ref(), &mailbox, effects).await;
+                        let pause = consumer.pause();
+                        if !pause.is_zero() {
+                            paused = Some(Instant::now() + pause.min(MAX_READ_PAUSE));
+                        }
                     }
                     Some(Ok(Message::Binary(_))) => break Some((1003, "binary frames are not supported")),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
                     Some(Ok(Message::Close(_))) | None => break None,
                     Some(Err(e)) => break close_for(e),
                 }
@@ -277,7 +297,7 @@ pub async fn goodbye(socket: &mut WebSocket, close: Close) {
         match close {
             Some((code, reason)) => {
                 let frame = CloseFrame {
-                    code,
+                    code: CloseCode::from(code),
                     reason: reason.into(),
                 };
                 socket.send(Message::Close(Some(frame))).await
@@ -296,11 +316,11 @@ async fn write_batch(
     socket: &mut WebSocket,
     first: Frame,
     inbox: &mut Inbox,
-) -> Result<(), axum::Error> {
-    socket.feed(Message::Text(first.into_inner())).await?;
+) -> Result<(), tungstenite::Error> {
+    upgrade::send_text(socket, first.into_inner()).await?;
     for _ in 1..MAX_BATCH {
         match inbox.try_recv() {
-            Some(frame) => socket.feed(Message::Text(frame.into_inner())).await?,
+            Some(frame) => upgrade::send_text(socket, frame.into_inner()).await?,
             None => break,
         }
     }
@@ -308,18 +328,12 @@ async fn write_batch(
 }
 
 /// The close to send after a read error, if the connection can still take one.
-pub fn close_for(err: axum::Error) -> Close {
-    use tungstenite::error::{CapacityError, Error};
-    match err.into_inner().downcast::<Error>() {
-        Ok(e) => match *e {
-            Error::Capacity(CapacityError::MessageTooLong { .. }) => {
-                Some((1009, "message too big"))
-            }
-            Error::Capacity(_) => Some((1009, "message too big")),
-            Error::Utf8(_) => Some((1007, "invalid UTF-8")),
-            Error::Protocol(_) => Some((1002, "protocol error")),
-            _ => None,
-        },
-        Err(_) => None,
+pub fn close_for(err: tungstenite::Error) -> Close {
+    use tungstenite::error::Error;
+    match err {
+        Error::Capacity(_) => Some((1009, "message too big")),
+        Error::Utf8(_) => Some((1007, "invalid UTF-8")),
+        Error::Protocol(_) => Some((1002, "protocol error")),
+        _ => None,
     }
 }

@@ -339,3 +339,37 @@ async fn cache_sessions_redis_outage_is_503() {
     assert_whisper_accepts(&server, &again, "after the outage").await;
     server.stop().await;
 }
+
+/// Live revocation with the `cache` engine (issue 10): Django's logout deletes the session's
+/// cache entry, and Whisper's open socket of that session closes 4001 at the next re-check. On
+/// both Redis backends; until then the socket chats (the entry is found at every re-check).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_sessions_are_revoked_by_a_logout_in_django() {
+    for cache in [DJANGO_CACHE, DJANGO_REDIS] {
+        let mut conn = redis().await;
+        let prefix = format!(
+            "whisper-test-{}",
+            whisper::django::crypto::get_random_string(12, b"abcdefghijklmnopqrstuvwxyz0123456789")
+        );
+        let db = TestDb::new(Backend::Sqlite).await;
+        let env = Env::new(&db, "5.2")
+            .with("SESSION_ENGINE", CACHE)
+            .with("CACHES", &caches_json(cache, REDIS, &prefix))
+            .with("SESSION_COOKIE_AGE", &AGE.to_string())
+            .with("SESSION_RECHECK_SECONDS", "0.2");
+        let server = env.whisper().await;
+        let django = env.django();
+        django.create_user("alice", PASSWORD, &[]).await;
+        let lobby = room_id(&django, "Lobby", false).await;
+        let a = django.login("alice", PASSWORD).await;
+        let mut ws = ws_to(server.addr, &a).await;
+        ws.call(&format!(r#"{{"command": "join", "room": {lobby}}}"#))
+            .await;
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let echo = ws.call(&send(&lobby.to_string(), "1")).await;
+        assert!(echo.contains(r#""username": "alice""#), "{cache}: {echo}");
+        assert_eq!(django.logout(&a).await["status"], 200);
+        assert_eq!(ws.expect_close().await.0, 4001, "{cache}: after the logout");
+        delete_prefix(&mut conn, &prefix).await;
+    }
+}

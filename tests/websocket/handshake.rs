@@ -229,3 +229,51 @@ async fn handshake_with_disallowed_host_is_400() {
     )
     .await;
 }
+
+/// What `/chat/stream/` answers a request that is not a version-13 WebSocket upgrade
+/// (`web::upgrade`, RFC 6455 §4.2.1–§4.4): 400, or 426 naming the version it speaks.
+#[tokio::test]
+async fn requests_that_are_not_websocket_upgrades_are_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (server, alice, _) = lobby().await;
+    let key = server.session_for(alice).await;
+    let head = |extra: &str, connection: &str| {
+        format!(
+            "GET /chat/stream/ HTTP/1.1\r\nHost: localhost\r\nCookie: sessionid={key}\r\n{extra}Connection: {connection}\r\n\r\n"
+        )
+    };
+    let ask = |request: String| async move {
+        let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        // The head is enough (a kept-alive connection would otherwise wait for its timeout).
+        let mut answer = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = tcp.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "closed before the head");
+            answer.extend_from_slice(&chunk[..n]);
+        }
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    let plain = ask(head("", "close")).await;
+    assert!(plain.starts_with("HTTP/1.1 400"), "{plain}");
+    let upgrade = "Upgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    let old = ask(head(
+        &format!("{upgrade}Sec-WebSocket-Version: 8\r\n"),
+        "keep-alive, Upgrade",
+    ))
+    .await;
+    assert!(old.starts_with("HTTP/1.1 426"), "{old}");
+    assert!(
+        old.to_ascii_lowercase()
+            .contains("sec-websocket-version: 13"),
+        "{old}"
+    );
+    // No Connection: upgrade token (only "close"): not an upgrade.
+    let no_token = ask(head(
+        &format!("{upgrade}Sec-WebSocket-Version: 13\r\n"),
+        "close",
+    ))
+    .await;
+    assert!(no_token.starts_with("HTTP/1.1 400"), "{no_token}");
+}

@@ -112,10 +112,13 @@ impl Slot {
     }
 }
 
-/// Finds `bench <step> <sender> <seq> <sent_us>` in a delivered frame: (step, sent_us).
+/// Finds `bench <step> <sender> <seq> <sent_us>` in a delivered frame: (step, sent_us). Only
+/// the frame's head is searched, so a large frame (scenario 7's flood) costs no scan.
 fn parse_bench_message(frame: &str) -> Option<(u32, u64)> {
-    const KEY: &str = r#""message": "bench "#;
-    let start = frame.find(KEY)? + KEY.len();
+    const KEY: &[u8] = br#""message": "bench "#;
+    const HEAD: usize = 256;
+    let head = &frame.as_bytes()[..frame.len().min(HEAD)];
+    let start = head.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
     let rest = &frame[start..];
     let end = rest.find('"')?;
     let mut fields = rest[..end].split(' ');

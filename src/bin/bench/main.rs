@@ -10,11 +10,12 @@
 //! * `bare`: the reference server (`bench serve-bare PORT`);
 //! * `login`: logging in through the real login page;
 //! * `load`: the WebSocket clients, paced senders and per-step delivery statistics;
-//! * `scenarios`: scenarios 1–5 built from those parts, and `scale_out`: scenario 6 on each
-//!   channel-layer format;
+//! * `scenarios`: scenarios 1–5 built from those parts, `scale_out`: scenario 6 on each
+//!   channel-layer format, and `hostile`: scenario 7, a room with a flooder and a stopped reader;
 //! * `report`: the table, the ratios and the machine-readable `RESULT` lines.
 
 mod bare;
+mod hostile;
 mod load;
 mod login;
 mod report;
@@ -37,7 +38,7 @@ pub struct Args {
     /// Targets to measure (repeat or comma-separate); default all four.
     #[arg(long = "target", value_delimiter = ',')]
     pub targets: Vec<Target>,
-    /// Scenarios to run (1–6; repeat or comma-separate); default all.
+    /// Scenarios to run (1–7; repeat or comma-separate); default all.
     #[arg(long = "scenario", value_delimiter = ',')]
     pub scenarios: Vec<u8>,
     /// Channel-layer formats of scenario 6 (repeat or comma-separate); default all three.
@@ -84,6 +85,9 @@ pub struct Args {
     /// Users logged in through the login page per target (sockets share their sessions).
     #[arg(long)]
     pub users: Option<usize>,
+    /// Seconds of each of scenario 7's two runs (clean, hostile).
+    #[arg(long)]
+    pub hostile_secs: Option<f64>,
     /// Seconds each offered rate of a step-up lasts.
     #[arg(long)]
     pub step_secs: Option<f64>,
@@ -179,6 +183,7 @@ pub struct Sizes {
     pub latency_rate: u64,
     pub latency_secs: f64,
     pub logins: usize,
+    pub hostile_secs: f64,
     pub users: usize,
     pub step_secs: f64,
     pub start_rate: u64,
@@ -200,6 +205,7 @@ impl Sizes {
             latency_rate: a.latency_rate.unwrap_or(2000),
             latency_secs: a.latency_secs.unwrap_or(if q { 3.0 } else { 6.0 }),
             logins: a.logins.unwrap_or(50),
+            hostile_secs: a.hostile_secs.unwrap_or(if q { 12.0 } else { 20.0 }),
             users: a.users.unwrap_or(if q { 4 } else { 10 }),
             step_secs: a.step_secs.unwrap_or(if q { 1.0 } else { 2.0 }),
             start_rate: a.start_rate.unwrap_or(250),
@@ -245,14 +251,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     targets.dedup();
     let mut wanted: Vec<u8> = if args.scenarios.is_empty() {
-        (1..=6).collect()
+        (1..=7).collect()
     } else {
         args.scenarios.clone()
     };
     wanted.sort_unstable();
     wanted.dedup();
-    if let Some(bad) = wanted.iter().find(|s| !(1..=6).contains(*s)) {
-        anyhow::bail!("no scenario {bad} (there are 1 to 6)");
+    if let Some(bad) = wanted.iter().find(|s| !(1..=7).contains(*s)) {
+        anyhow::bail!("no scenario {bad} (there are 1 to 7)");
     }
     let mut layers = if args.layers.is_empty() {
         Layer::ALL.to_vec()

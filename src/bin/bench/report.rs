@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use crate::hostile::{Abuse, Measured};
 use crate::load::StepResult;
 use crate::scale_out::LayerCounters;
 use crate::{Layer, Sizes, Target};
@@ -62,8 +63,13 @@ impl Report {
                 s.many_clients, s.rooms
             ),
             3 => format!("3 latency @{}/s: p50 / p99 / p99.9 / max", s.latency_rate),
-            4 => "4 connect+join: sockets, seconds, RSS/socket".to_string(),
+            4 => "4 connect+join: sockets, seconds, RSS/socket; RSS before → open → all closed"
+                .to_string(),
             5 => format!("5 chat p99 during {} logins (logins took)", s.logins),
+            7 => format!(
+                "7 hostile room, {} members @{}/s: victims' p99 clean → hostile, loss, peak RSS",
+                s.clients, s.latency_rate
+            ),
             _ => self.layer_row(Layer::Own),
         }
     }
@@ -215,19 +221,34 @@ impl Report {
         self.result(target, scenario, &fields);
     }
 
-    pub fn connect(&mut self, target: Target, sockets: usize, took: Duration, kib_per_socket: f64) {
+    /// Scenario 4; `rss` is the server's KiB before, with every socket open, and after they
+    /// all closed.
+    pub fn connect(
+        &mut self,
+        target: Target,
+        sockets: usize,
+        took: Duration,
+        kib_per_socket: f64,
+        rss: [u64; 3],
+    ) {
         let row = self.scenario_row(4);
         let secs = took.as_secs_f64();
+        let [before, open, closed] = rss;
         let text = format!(
-            "{sockets} in {secs:.2} s ({:.0}/s), {kib_per_socket:.1} KiB",
-            sockets as f64 / secs
+            "{sockets} in {secs:.2} s ({:.0}/s), {kib_per_socket:.1} KiB; RSS {} → {} → {} MiB",
+            sockets as f64 / secs,
+            before / 1024,
+            open / 1024,
+            closed / 1024
         );
         self.put(row, target, text);
         self.values.insert((target, "s4_secs"), secs);
         self.values.insert((target, "s4_kib"), kib_per_socket);
         self.values.insert((target, "s4_sockets"), sockets as f64);
-        let fields =
-            format!("sockets={sockets} seconds={secs:.3} rss_kib_per_socket={kib_per_socket:.2}");
+        let fields = format!(
+            "sockets={sockets} seconds={secs:.3} rss_kib_per_socket={kib_per_socket:.2} \
+             rss_kib_before={before} rss_kib_open={open} rss_kib_closed={closed}"
+        );
         self.result(target, 4, &fields);
     }
 
@@ -259,6 +280,55 @@ impl Report {
             r.expected
         );
         self.result(target, 5, &fields);
+    }
+
+    /// Scenario 7: the victims' clean and hostile runs, and what the abusers saw.
+    pub fn hostile(&mut self, clean: &Measured, hostile: &Measured, abuse: &Abuse) {
+        let target = Target::Whisper;
+        let (c, h) = (&clean.victims, &hostile.victims);
+        let lost = c.lost + h.lost;
+        let losses = if lost == 0 && c.closed + h.closed == 0 {
+            "0 lost".to_string()
+        } else {
+            format!("LOST {lost}, {} closed", c.closed + h.closed)
+        };
+        let text = format!(
+            "{:.2} → {:.2} ms, {losses}, {} → {} MiB",
+            c.p(0.99),
+            h.p(0.99),
+            clean.peak_rss_kib / 1024,
+            hostile.peak_rss_kib / 1024
+        );
+        self.put(self.scenario_row(7), target, text);
+        self.values
+            .insert((target, "s7_ratio"), h.p(0.99) / c.p(0.99).max(0.001));
+        self.values.insert((target, "s7_lost"), lost as f64);
+        let fields = format!(
+            "clean_p99_ms={:.3} hostile_p99_ms={:.3} clean_max_ms={:.3} hostile_max_ms={:.3} \
+             lost={lost} expected={} closed={} clean_peak_rss_kib={} hostile_peak_rss_kib={} \
+             flood_frame_in_bytes={} flood_frame_out_bytes={} flood_sent={} flood_delivered={} \
+             flood_refused={} stopped_reader_dropped_s={} \
+             flooder={:?} stopped_reader={:?}",
+            c.p(0.99),
+            h.p(0.99),
+            c.max_ms(),
+            h.max_ms(),
+            c.expected + h.expected,
+            c.closed + h.closed,
+            clean.peak_rss_kib,
+            hostile.peak_rss_kib,
+            abuse.flood_in_bytes,
+            abuse.flood_out_bytes,
+            abuse.flood_sent,
+            abuse.flood_delivered,
+            abuse.flood_refused,
+            abuse
+                .dropped_after
+                .map_or("none".to_string(), |s| format!("{s:.1}")),
+            abuse.flooder,
+            abuse.stopped_reader
+        );
+        self.result(target, 7, &fields);
     }
 
     fn value(&self, target: Target, key: &'static str) -> Option<f64> {
@@ -338,6 +408,13 @@ impl Report {
             lines.push(format!(
                 "s5: whisper chat p99 during the login flood = {p99:.2} ms (target ≤ 5 ms) {}",
                 verdict(p99 <= 5.0)
+            ));
+        }
+        if let (Some(ratio), Some(lost)) = (self.value(w, "s7_ratio"), self.value(w, "s7_lost")) {
+            lines.push(format!(
+                "s7: victims' p99 hostile / clean = {ratio:.2}× (target ≤ 1.5×) {}; lost {lost:.0} (target 0) {}",
+                verdict(ratio <= 1.5),
+                verdict(lost == 0.0)
             ));
         }
         for (layer, key) in [

@@ -6,12 +6,15 @@
 //! 2. many rooms: `many_clients` over `rooms` rooms, one sender per room, stepped the same way;
 //! 3. latency at a fixed `latency_rate` on scenario 1's sockets;
 //! 4. connect `sockets` authenticated sockets (Python: `python_sockets`) and join; seconds, and
-//!    RSS growth per idle joined socket, on a freshly started server;
+//!    RSS growth per idle joined socket, on a freshly started server, and the RSS once they
+//!    have all closed;
 //! 5. `logins` concurrent logins through the login page while scenario 3's load runs;
 //! 6. two Whisper processes over Redis, clients and senders split across them (Whisper only),
 //!    once per channel-layer format (`--layer`): Whisper's own (`REDIS_URL`), channels_redis'
 //!    pub/sub and core (`CHANNEL_LAYERS`, default `capacity`); both processes' loss counters
-//!    (`/healthz`) and, on the core layer, the peak queue length (`ZCARD`) come with it.
+//!    (`/healthz`) and, on the core layer, the peak queue length (`ZCARD`) come with it;
+//! 7. a hostile room (Whisper only, `hostile`): victims at `latency_rate` beside a flooder and
+//!    a stopped reader, against the same run without them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,7 +27,7 @@ use crate::login::{http_client, login, login_all};
 use crate::report::Report;
 use crate::servers::Server;
 use crate::setup::{PASSWORD, Run};
-use crate::{Layer, Sizes, Target, scale_out};
+use crate::{Layer, Sizes, Target, hostile, scale_out};
 
 /// Client read buffer for measured traffic (fewer reads at high rates) and for idle sockets.
 pub const BUSY_READ_BUFFER: usize = 64 * 1024;
@@ -55,6 +58,16 @@ pub async fn run_target(
             }
         } else {
             report.cell(target, 6, "not run: two Whisper processes only");
+        }
+    }
+    if wanted.contains(&7) {
+        if target == Target::Whisper {
+            if let Err(e) = hostile::hostile_room(run, sizes, report).await {
+                eprintln!("bench: whisper: scenario 7: {e:#}");
+                report.failed(target, &format!("scenario 7: {e:#}"));
+            }
+        } else {
+            report.cell(target, 7, "not run: Whisper's limits only");
         }
     }
     Ok(())
@@ -365,8 +378,21 @@ async fn connect_scenario(
                 target.name(),
                 took.as_secs_f64()
             );
-            report.connect(target, n, took, per_socket);
             drop(sockets);
+            // What the server gives back once every socket is gone (issue 10: memory per
+            // socket is returned after disconnect): Whisper trims every 5 s (`web::memory`), so two
+            // trims fall within the wait even when the closes straddle one (fewer than 1,000
+            // sockets never trigger a trim: `web::memory::AFTER_CLOSED`).
+            let wait = if n >= 1000 { 12 } else { 1 };
+            tokio::time::sleep(Duration::from_secs(wait)).await;
+            let closed = server.rss_kib()?;
+            eprintln!(
+                "bench: {}: scenario 4: after every socket closed, RSS {closed} KiB ({} KiB of {} returned)",
+                target.name(),
+                after.saturating_sub(closed),
+                after.saturating_sub(before)
+            );
+            report.connect(target, n, took, per_socket, [before, after, closed]);
         }
         Err(e) => {
             eprintln!("bench: {}: scenario 4: {e:#}", target.name());

@@ -166,13 +166,7 @@ impl Server {
 
     /// Resident memory in KiB (`VmRSS` in `/proc/<pid>/status`).
     pub fn rss_kib(&self) -> anyhow::Result<u64> {
-        let pid = self.pid().context("server already exited")?;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .context("no VmRSS line")
+        rss_kib_of(self.pid().context("server already exited")?)
     }
 
     /// Stops the process (our own child, by pid): SIGTERM, so a profiler around Whisper can
@@ -193,4 +187,14 @@ impl Server {
             let _ = self.child.wait().await;
         }
     }
+}
+
+/// Resident memory of a process in KiB (`VmRSS` in `/proc/<pid>/status`).
+pub fn rss_kib_of(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS line")
 }

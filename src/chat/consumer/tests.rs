@@ -165,7 +165,7 @@ async fn joins_past_the_room_limit_are_refused_and_rejoins_are_not() {
 }
 
 #[tokio::test]
-async fn frames_past_the_message_rate_are_rate_limited_and_cost_nothing() {
+async fn every_admitted_frame_costs_a_token_and_the_rest_are_rate_limited() {
     let mut c = consumer(SocketLimits {
         messages: no_refill(3.0),
         ..SocketLimits::default()
@@ -175,14 +175,41 @@ async fn frames_past_the_message_rate_are_rate_limited_and_cost_nothing() {
         frames(&c.receive(r#"{"command": "join", "room": 1}"#).await).len(),
         3
     );
-    assert_eq!(c.receive(send).await.len(), 1);
-    // Refused frames (unknown command, not joined) take no token either.
+    assert_eq!(c.pause(), std::time::Duration::ZERO);
+    // A refused frame (unknown command) takes its token too: decoding it was work.
     assert_eq!(c.receive("{}").await, reply("UNKNOWN_COMMAND"));
     assert_eq!(c.receive(send).await.len(), 1);
+    assert_eq!(
+        c.pause(),
+        std::time::Duration::ZERO,
+        "no pause before a refusal"
+    );
     assert_eq!(c.receive(send).await, reply("RATE_LIMITED"));
     assert_eq!(c.receive("not json").await, reply("RATE_LIMITED"));
+    // The socket stops reading until a token is there (never, without refill); asked once.
+    assert!(c.pause() > std::time::Duration::from_secs(3600));
+    assert_eq!(c.pause(), std::time::Duration::ZERO);
     // Nothing changed: the leave notice still goes out at disconnect.
     assert_eq!(c.disconnect().await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_pause_lasts_until_the_next_token() {
+    let mut c = consumer(SocketLimits {
+        messages: Rate {
+            per_second: 10.0,
+            burst: 1.0,
+        },
+        ..SocketLimits::default()
+    });
+    assert_eq!(c.receive("{}").await, reply("UNKNOWN_COMMAND"));
+    assert_eq!(c.receive("{}").await, reply("RATE_LIMITED"));
+    let pause = c.pause();
+    assert!(
+        pause > std::time::Duration::from_millis(50)
+            && pause <= std::time::Duration::from_millis(100),
+        "{pause:?}"
+    );
 }
 
 #[tokio::test]
