@@ -154,14 +154,16 @@ pub async fn check(app: &AppState) -> Result<(), crate::store::StoreError> {
         .map(|u| (u.id, u))
         .collect();
     let keys: Vec<String> = keys.into_iter().collect();
+    // Signed cookies keep nothing server-side; every other engine must still hold the session.
     let engine = app.settings.session_engine;
-    let stored = engine.stores_rows() || engine == SessionEngine::Cache;
-    let live_keys = if !stored || keys.is_empty() {
-        HashSet::new()
-    } else if engine.stores_rows() {
-        app.store.live_session_keys(&keys, Utc::now()).await?
-    } else {
-        app.sessions.live_cache_keys(&keys).await?
+    let stored = engine != SessionEngine::SignedCookies;
+    let live_keys = match engine {
+        _ if keys.is_empty() => HashSet::new(),
+        SessionEngine::Db | SessionEngine::CachedDb => {
+            app.store.live_session_keys(&keys, Utc::now()).await?
+        }
+        SessionEngine::Cache => app.sessions.live_cache_keys(&keys).await?,
+        SessionEngine::SignedCookies => HashSet::new(),
     };
     let secret = app.settings.secret().to_string();
     let fallbacks = app.settings.fallback_secrets();

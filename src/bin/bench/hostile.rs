@@ -25,10 +25,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::load::{Layout, StepResult, Swarm, Ws, connect, join};
-use crate::login::{http_client, login_all};
+use crate::login::login_all;
 use crate::report::Report;
 use crate::scenarios::BUSY_READ_BUFFER;
-use crate::servers::{Server, rss_kib_of};
+use crate::servers::{Server, healthz, rss_kib_of};
 use crate::setup::{PASSWORD, Run};
 use crate::{Sizes, Target};
 
@@ -41,6 +41,9 @@ const PRODUCTION_RATES: [(&str, &str); 3] = [
 
 /// The default `WS_MAX_MESSAGE_BYTES`: the largest frame a message may make in its room.
 const MAX_EVENT_BYTES: usize = 1024 * 1024;
+/// The flood message's "é"s: its room frame, {"room": N, "username": "benchK", "message":
+/// "\u00e9…"}, fits in `MAX_EVENT_BYTES` (200 bytes cover everything but the message).
+const FLOOD_CHARS: usize = (MAX_EVENT_BYTES - 200) / 6;
 
 /// One run of the victims' load with the server's peak RSS.
 pub struct Measured {
@@ -125,13 +128,13 @@ async fn on_server(
     let observer = member(5).await?;
     let open = open_sockets(&server.base_url()).await?;
     let (stop, stopped_flag) = watch::channel(false);
-    let counted = tokio::spawn(count_flood(observer, stopped_flag.clone()));
+    let counted = tokio::spawn(count_flood(observer, stopped_flag.clone(), FLOOD_CHARS * 6));
     let flood = tokio::spawn(flood(flooder, room, stopped_flag.clone()));
     let watcher = tokio::spawn(watch_drop(server.base_url(), open, duration * 3));
     let hostile = measured(&mut swarm, sizes, server, duration).await;
     let _ = stop.send(true);
     let mut abuse = flood.await?;
-    abuse.flood_delivered = counted.await?.min_len(abuse.flood_out_bytes);
+    abuse.flood_delivered = counted.await?;
     abuse.dropped_after = watcher.await?;
     abuse.stopped_reader = how_it_ended(stopped).await;
     let hostile = hostile?;
@@ -195,16 +198,13 @@ async fn measured(
 /// Sends the largest escaped message a room frame may carry, as fast as the server reads,
 /// until `stop`; counts the answers.
 async fn flood(ws: Ws, room: i64, mut stop: watch::Receiver<bool>) -> Abuse {
-    // The room frame: {"room": N, "username": "benchK", "message": "\u00e9…"}; 200 bytes
-    // cover everything but the message.
-    let chars = (MAX_EVENT_BYTES - 200) / 6;
     let text = format!(
         r#"{{"command": "send", "room": {room}, "message": "{}"}}"#,
-        "é".repeat(chars)
+        "é".repeat(FLOOD_CHARS)
     );
     let mut abuse = Abuse {
         flood_in_bytes: text.len(),
-        flood_out_bytes: chars * 6,
+        flood_out_bytes: FLOOD_CHARS * 6,
         ..Abuse::default()
     };
     let message = Message::text(text);
@@ -247,51 +247,40 @@ async fn flood(ws: Ws, room: i64, mut stop: watch::Receiver<bool>) -> Abuse {
     abuse
 }
 
-/// Flood frames one member received, by size: the sizes of the frames with the flood's text.
-struct FloodFrames(Vec<usize>);
-
-impl FloodFrames {
-    /// How many arrived whole (at least `len` bytes of escaped text).
-    fn min_len(&self, len: usize) -> u64 {
-        self.0.iter().filter(|n| **n >= len).count() as u64
-    }
-}
-
-async fn count_flood(ws: Ws, mut stop: watch::Receiver<bool>) -> FloodFrames {
-    let mut sizes = Vec::new();
-    let mut ws = ws;
+/// Counts the flood messages one member received whole (at least `whole` bytes), until `stop`
+/// and for 2 s after (messages still in flight).
+async fn count_flood(mut ws: Ws, mut stop: watch::Receiver<bool>, whole: usize) -> u64 {
+    let mut count = 0;
+    let mut tally = |msg: Message| {
+        if let Message::Text(t) = msg
+            && t.len() >= whole
+            && t.contains(r#""message": "\u00e9"#)
+        {
+            count += 1;
+        }
+    };
     loop {
         tokio::select! {
             msg = ws.next() => match msg {
-                Some(Ok(Message::Text(t))) if t.contains(r#""message": "\u00e9"#) => sizes.push(t.len()),
-                Some(Ok(_)) => {}
+                Some(Ok(msg)) => tally(msg),
                 _ => break,
             },
-            _ = stop.changed() => break,
-        }
-    }
-    // Flood messages still in flight when the run ended.
-    let late = async {
-        while let Some(Ok(msg)) = ws.next().await {
-            if let Message::Text(t) = msg
-                && t.contains(r#""message": "\u00e9"#)
-            {
-                sizes.push(t.len());
+            _ = stop.changed() => {
+                let late = async {
+                    while let Some(Ok(msg)) = ws.next().await {
+                        tally(msg);
+                    }
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(2), late).await;
+                break;
             }
         }
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(2), late).await;
-    FloodFrames(sizes)
+    }
+    count
 }
 
 async fn open_sockets(base: &str) -> anyhow::Result<u64> {
-    let health: serde_json::Value = http_client()
-        .get(format!("{base}/healthz"))
-        .send()
-        .await?
-        .json()
-        .await?;
-    health["open_sockets"]
+    healthz(base).await?["open_sockets"]
         .as_u64()
         .context("no open_sockets in /healthz")
 }

@@ -7,10 +7,10 @@
 use std::time::Duration;
 
 use crate::load::{Layout, Swarm};
-use crate::login::{http_client, login_all};
+use crate::login::login_all;
 use crate::report::Report;
 use crate::scenarios::{BUSY_READ_BUFFER, step_up};
-use crate::servers::Server;
+use crate::servers::{Server, healthz};
 use crate::setup::{PASSWORD, Run};
 use crate::{Layer, Sizes, Target};
 
@@ -64,7 +64,7 @@ pub async fn two_processes(
         let peak = peak.stop().await;
         let mut counters = LayerCounters::default();
         for server in [&a, &b] {
-            counters.add(&server_counters(&server.base_url()).await?);
+            counters.add(&healthz(&server.base_url()).await?);
         }
         counters.peak_queue = peak;
         Ok::<_, anyhow::Error>((best?, counters))
@@ -92,16 +92,6 @@ impl LayerCounters {
         self.publish_failures += c["publish_failures"].as_u64().unwrap_or(0);
         self.over_capacity += c["over_capacity"].as_u64().unwrap_or(0);
     }
-}
-
-async fn server_counters(base_url: &str) -> anyhow::Result<serde_json::Value> {
-    let body = http_client()
-        .get(format!("{base_url}/healthz"))
-        .send()
-        .await?
-        .json()
-        .await?;
-    Ok(body)
 }
 
 /// Samples the largest process queue (`prefix + "specific.*"`, the core layer's) while a

@@ -198,3 +198,14 @@ pub fn rss_kib_of(pid: u32) -> anyhow::Result<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .context("no VmRSS line")
 }
+
+/// A target's `/healthz` body (Whisper: loss counters, open sockets).
+pub async fn healthz(base_url: &str) -> anyhow::Result<serde_json::Value> {
+    let body = crate::login::http_client()
+        .get(format!("{base_url}/healthz"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(body)
+}
