@@ -13,11 +13,12 @@ use tokio::sync::watch;
 use crate::chat::presence::Presence;
 use crate::config::{CacheConfig, LayerFormat, Settings};
 use crate::fanout::{Broker, LocalHub, RedisBroker};
+use crate::metrics::Metrics;
 use crate::store::{DjangoCache, SessionStore, Store, StoreError};
 use crate::web::health::BrokerHealth;
 use crate::web::listener::{self, ListenLimits};
 use crate::web::templates::Templates;
-use crate::web::{self, AppState};
+use crate::web::{self, AppState, Parts};
 
 /// What is opened once at startup and passed on: the settings with `SECRET_KEY` resolved, and
 /// the database, checked to be migrated and to hold the user model's table.
@@ -83,6 +84,8 @@ pub async fn build_opened(
     let Opened {
         settings, store, ..
     } = opened;
+    let metrics = Arc::new(Metrics::new());
+    let store = store.with_query_latency(metrics.db_query.clone());
     let templates = Templates::load(&settings.templates_dir())?;
     // A cache session engine connects to its Redis at first use: a Redis that is down at
     // startup gives 503s until it is back, like a database outage.
@@ -96,7 +99,16 @@ pub async fn build_opened(
     let (broker, health) = make_broker(&settings).await?;
     Ok((
         AppState::new(
-            settings, store, sessions, presence, broker, templates, shutdown,
+            settings,
+            Parts {
+                store,
+                sessions,
+                presence,
+                broker,
+                templates,
+                metrics,
+            },
+            shutdown,
         ),
         health,
     ))
@@ -156,11 +168,27 @@ async fn make_broker(settings: &Settings) -> anyhow::Result<(Arc<dyn Broker>, Br
     Ok((broker.clone(), BrokerHealth::Redis(broker)))
 }
 
+/// The sockets a server listens on: the site, and `/metrics` if `METRICS_ADDR` is set.
+pub struct Listeners {
+    pub http: TcpListener,
+    /// Bound by the caller (tests bind port 0); `None` with `METRICS_ADDR` set: bound here.
+    pub metrics: Option<TcpListener>,
+}
+
+impl From<TcpListener> for Listeners {
+    fn from(http: TcpListener) -> Listeners {
+        Listeners {
+            http,
+            metrics: None,
+        }
+    }
+}
+
 /// Serves HTTP and WebSockets on `listener` until `shutdown` resolves; open sockets are then
 /// closed with 1001 after their leave notices, within `SHUTDOWN_TIMEOUT`.
 pub async fn serve(
     settings: Settings,
-    listener: TcpListener,
+    listener: impl Into<Listeners>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let opened = open(settings).await?;
@@ -180,13 +208,44 @@ pub async fn serve(
 /// [`serve`] on what the caller already opened.
 pub async fn serve_opened(
     opened: Opened,
-    listener: TcpListener,
+    listeners: impl Into<Listeners>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let Listeners {
+        http: listener,
+        metrics,
+    } = listeners.into();
+    let metrics = match (metrics, opened.settings.metrics_addr) {
+        (Some(bound), _) => Some(bound),
+        (None, Some(addr)) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on METRICS_ADDR {addr}"))?,
+        ),
+        (None, None) => None,
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let (state, health) = build_opened(opened, stop_rx).await?;
     tokio::spawn(web::revocation::run(state.clone()));
     tokio::spawn(web::memory::run(state.clone()));
+    if let Some(listener) = metrics {
+        let router = web::metrics_router(state.clone()).layer(axum::Extension(health.clone()));
+        let mut stop = state.shutdown.clone();
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "metrics at http://{addr}/metrics");
+        }
+        tokio::spawn(async move {
+            let stopped = async move {
+                let _ = stop.wait_for(|stopping| *stopping).await;
+            };
+            if let Err(e) = axum::serve(listener, router)
+                .with_graceful_shutdown(stopped)
+                .await
+            {
+                tracing::error!(error = %e, "the metrics listener failed");
+            }
+        });
+    }
     let app = web::router(state.clone()).layer(axum::Extension(health));
     let limits = &state.settings.limits;
     let listen = ListenLimits::of(limits);

@@ -79,6 +79,14 @@ pub enum Effect {
     GroupDiscard(String),
 }
 
+/// How one frame ended: its command carried out (`"join"`, `"leave"`, `"send"`,
+/// `"room_users"`), or answered with an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Done(&'static str),
+    Refused(ClientError),
+}
+
 /// The channel-layer group of a room: `room-<db id>`, always from the DB id (spec §2.1).
 pub fn group_name(room_id: i64) -> String {
     format!("room-{room_id}")
@@ -100,6 +108,8 @@ pub struct Consumer<R: RoomLookup = RoomCache> {
     bytes: TokenBucket,
     /// The last frame was refused for the message rate ([`Consumer::pause`]).
     throttled: bool,
+    /// What the last frame was, for the server's metrics ([`Consumer::take_outcome`]).
+    outcome: Option<Outcome>,
     /// The raw room values of successful joins, keyed with Python equality (spec §4.6). An
     /// equal value joined later keeps the first spelling, as a Python `set.add` does.
     rooms: IndexMap<RoomKey, Value>,
@@ -125,6 +135,7 @@ impl<R: RoomLookup> Consumer<R> {
             messages: TokenBucket::new(limits.messages, now),
             bytes: TokenBucket::new(limits.bytes, now),
             throttled: false,
+            outcome: None,
             rooms: IndexMap::new(),
             subscribed: HashSet::new(),
         }
@@ -138,21 +149,30 @@ impl<R: RoomLookup> Consumer<R> {
     /// untouched by a failed command.
     pub async fn receive(&mut self, text: &str) -> Vec<Effect> {
         let now = Instant::now();
-        let result = match self.admit(text, now) {
-            Ok(Command::Join { room }) => self.join(room).await,
-            Ok(Command::Leave { room }) => self.leave(room).await,
-            Ok(Command::Send { room, message }) => self.send(room, message).await,
-            Ok(Command::RoomUsers { room }) => self.room_users(room).await,
-            Err(e) => Err(e),
+        let (name, result) = match self.admit(text, now) {
+            Ok(Command::Join { room }) => ("join", self.join(room).await),
+            Ok(Command::Leave { room }) => ("leave", self.leave(room).await),
+            Ok(Command::Send { room, message }) => ("send", self.send(room, message).await),
+            Ok(Command::RoomUsers { room }) => ("room_users", self.room_users(room).await),
+            Err(e) => ("", Err(e)),
         };
         match result {
             Ok(effects) => {
                 // The bytes it sends to rooms (checked beforehand).
                 self.bytes.take(room_bytes(&effects) as f64, now);
+                self.outcome = Some(Outcome::Done(name));
                 effects
             }
-            Err(e) => vec![Effect::Reply(e.frame())],
+            Err(e) => {
+                self.outcome = Some(Outcome::Refused(e));
+                vec![Effect::Reply(e.frame())]
+            }
         }
+    }
+
+    /// How the last frame [`Consumer::receive`]d ended (once).
+    pub fn take_outcome(&mut self) -> Option<Outcome> {
+        self.outcome.take()
     }
 
     /// How long the socket should stop reading: after a frame refused for the message rate,

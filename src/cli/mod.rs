@@ -29,6 +29,7 @@ mod check;
 mod createroom;
 mod createsuperuser;
 mod createuser;
+mod logging;
 mod migrate;
 pub mod prompt;
 mod runserver;
@@ -188,15 +189,12 @@ fn parse() -> Result<Cli, clap::Error> {
     Ok(cli)
 }
 
-/// Logs to stderr; `RUST_LOG` filters (default `info`).
+/// Logs to stderr ([`logging`]); `LOG_FORMAT` is read now, before the other settings, so
+/// their errors are logged in it too (an invalid value is reported when they load).
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+    Settings::load_dotenv();
+    let format = std::env::var("LOG_FORMAT").unwrap_or_default();
+    logging::init(crate::config::LogFormat::parse(&format).unwrap_or_default());
 }
 
 async fn run(command: Command) -> CommandResult {

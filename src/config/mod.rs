@@ -77,6 +77,33 @@ pub struct Settings {
     pub room_presence_timeout: Duration,
     /// Per-socket, write, HTTP and shutdown limits; see [`limits`].
     pub limits: Limits,
+    /// `METRICS_ADDR` (`host:port`): where `GET /metrics` is served, on a listener of its own
+    /// (unset: nowhere). Not on the main port: behind a reverse proxy on the same host every
+    /// public request comes from loopback, so an address check there would expose it.
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// `LOG_FORMAT`: `text` (default; colour only on a terminal) or `json` (one object a line).
+    pub log_format: LogFormat,
+}
+
+/// `LOG_FORMAT`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    pub fn parse(raw: &str) -> Result<LogFormat, ConfigError> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "" | "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(invalid(
+                "LOG_FORMAT",
+                format!("{other:?} is not \"text\" or \"json\""),
+            )),
+        }
+    }
 }
 
 /// A setting that could not be understood.
@@ -132,12 +159,18 @@ impl Settings {
     /// Reads the process environment, after loading `.env` from `BASE_DIR` (or the current
     /// directory) without overriding variables that are already set.
     pub fn from_env() -> Result<Self, ConfigError> {
+        Self::load_dotenv();
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Loads `BASE_DIR`'s (or the current directory's) `.env` into the environment, keeping
+    /// variables already set.
+    pub fn load_dotenv() {
         let base = std::env::var("BASE_DIR")
             .map(PathBuf::from)
             .or_else(|_| std::env::current_dir())
             .unwrap_or_else(|_| PathBuf::from("."));
         let _ = dotenvy::from_path(base.join(".env"));
-        Self::from_lookup(|name| std::env::var(name).ok())
     }
 
     /// Builds settings from any lookup function; unset names take Django's defaults.
@@ -269,6 +302,16 @@ impl Settings {
             room_presence_timeout: Duration::from_secs(
                 positive("ROOM_PRESENCE_TIMEOUT", 3600)? as u64
             ),
+            metrics_addr: match get("METRICS_ADDR").filter(|v| !v.trim().is_empty()) {
+                Some(v) => Some(v.trim().parse().map_err(|_| {
+                    invalid(
+                        "METRICS_ADDR",
+                        format!("{v:?} is not an address:port such as 127.0.0.1:9808"),
+                    )
+                })?),
+                None => None,
+            },
+            log_format: LogFormat::parse(&get("LOG_FORMAT").unwrap_or_default())?,
             base_dir,
         };
         for name in [&settings.session_cookie_name, &settings.csrf_cookie_name] {

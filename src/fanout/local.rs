@@ -38,6 +38,12 @@ impl LocalHub {
     pub fn group_count(&self) -> usize {
         self.groups.read().unwrap_or_else(|e| e.into_inner()).len()
     }
+
+    /// `(groups, memberships)` on this process.
+    pub fn membership(&self) -> (usize, usize) {
+        let groups = self.groups.read().unwrap_or_else(|e| e.into_inner());
+        (groups.len(), groups.values().map(HashMap::len).sum())
+    }
 }
 
 impl Broker for LocalHub {
@@ -61,6 +67,10 @@ impl Broker for LocalHub {
 
     fn group_send(&self, group: &str, event: GroupEvent) {
         self.deliver(group, event.frame());
+    }
+
+    fn membership(&self) -> (usize, usize) {
+        LocalHub::membership(self)
     }
 }
 

@@ -36,4 +36,6 @@ pub trait Broker: Send + Sync + 'static {
     fn ready(&self, _group: &str) -> Option<oneshot::Receiver<()>> {
         None
     }
+    /// `(groups, memberships)` of the members connected to this process (for `/metrics`).
+    fn membership(&self) -> (usize, usize);
 }

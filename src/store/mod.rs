@@ -27,14 +27,17 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{PgPool, SqlitePool};
 
 use crate::config::DatabaseUrl;
+use crate::metrics::Latency;
 
 /// Runs one body on whichever pool the store holds.
 ///
 /// `dispatch!(store, pool, dt => body)` binds `pool` to `&SqlitePool` or `&PgPool` and `dt` to a
 /// function turning a `DateTime<Utc>` into that backend's bind value (Django's text on SQLite,
-/// the `DateTime<Utc>` itself on PostgreSQL). The body is compiled once per backend.
+/// the `DateTime<Utc>` itself on PostgreSQL). The body is compiled once per backend. Its time
+/// (returns by `?` included) goes into the store's query histogram, if it has one.
 macro_rules! dispatch {
-    ($store:expr, $pool:ident, $dt:ident => $body:expr) => {
+    ($store:expr, $pool:ident, $dt:ident => $body:expr) => {{
+        let _timer = $store.query_timer();
         match $store.db() {
             $crate::store::Db::Sqlite($pool) => {
                 #[allow(unused_variables)]
@@ -47,13 +50,14 @@ macro_rules! dispatch {
                 $body
             }
         }
-    };
-    ($store:expr, $pool:ident => $body:expr) => {
+    }};
+    ($store:expr, $pool:ident => $body:expr) => {{
+        let _timer = $store.query_timer();
         match $store.db() {
             $crate::store::Db::Sqlite($pool) => $body,
             $crate::store::Db::Postgres($pool) => $body,
         }
-    };
+    }};
 }
 
 pub mod cache;
@@ -87,6 +91,8 @@ pub struct Store {
     /// The user model and its table (Django's `auth.User` unless
     /// [`Store::with_user_model`] says otherwise).
     users: std::sync::Arc<UserSource>,
+    /// `whisper_db_query_duration_seconds` ([`Store::with_query_latency`]).
+    query_latency: Option<Latency>,
 }
 
 impl fmt::Debug for Store {
@@ -276,7 +282,19 @@ impl Store {
         Store {
             db,
             users: UserSource::new(&crate::config::UserModel::default()),
+            query_latency: None,
         }
+    }
+
+    /// Times every statement into `latency` (the server's metrics; commands have none).
+    pub fn with_query_latency(mut self, latency: Latency) -> Store {
+        self.query_latency = Some(latency);
+        self
+    }
+
+    /// Used by `dispatch!`: observes until dropped.
+    fn query_timer(&self) -> Option<crate::metrics::Timer<'_>> {
+        self.query_latency.as_ref().map(Latency::start)
     }
 
     /// The pool inside (for tests and one-off SQL).

@@ -1,4 +1,5 @@
-//! `GET /healthz`: the state of what a process depends on, for load balancers and operators.
+//! `GET /healthz`: the state of what a process depends on, for load balancers and operators;
+//! and `GET /metrics`, served on the metrics listener only (`METRICS_ADDR`).
 //!
 //! `{"status": "ok"|"degraded"|"unavailable", "database": "ok"|"unavailable",
 //! "broker": "local"|"redis", "redis": "ok"|"down"|null, "open_sockets": N}`, and with Redis
@@ -18,7 +19,9 @@ use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use crate::config::LayerFormat;
 use crate::fanout::RedisBroker;
+use crate::metrics::{self, BrokerCounters, Live};
 use crate::web::AppState;
 
 /// Which broker the process runs, given to the router as an extension by `startup::serve`
@@ -83,4 +86,55 @@ pub async fn healthz(
         axum::http::HeaderValue::from_static("no-store"),
     );
     response
+}
+
+/// `GET /metrics` on the metrics listener (`METRICS_ADDR`): the Prometheus text exposition.
+pub async fn metrics(
+    State(app): State<AppState>,
+    broker: Option<Extension<BrokerHealth>>,
+) -> Response {
+    let (rooms, memberships) = app.broker.membership();
+    let format = match app.settings.channel_layer.as_ref().map(|l| &l.format) {
+        Some(LayerFormat::Whisper) | None => "whisper",
+        Some(LayerFormat::PubSub) => "pubsub",
+        Some(LayerFormat::Core(_)) => "core",
+    };
+    let broker = match broker.map(|Extension(b)| b) {
+        Some(BrokerHealth::Redis(b)) => {
+            let s = b.status();
+            Some(BrokerCounters {
+                format,
+                published: s.published,
+                publish_failures: s.publish_failures,
+                over_capacity: s.over_capacity,
+                received: s.received,
+                ignored: s.ignored,
+                reconnects: s.reconnects,
+                hosts_up: s.hosts.iter().filter(|up| **up).count(),
+                hosts: s.hosts.len(),
+            })
+        }
+        Some(BrokerHealth::Local) | None => None,
+    };
+    let live = Live {
+        open_sockets: app.open_sockets(),
+        room_memberships: memberships as u64,
+        active_rooms: rooms as u64,
+        broker,
+    };
+    let body = app.metrics.render(&live);
+    (
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static(metrics::CONTENT_TYPE),
+            ),
+            (
+                axum::http::header::CACHE_CONTROL,
+                axum::http::HeaderValue::from_static("no-store"),
+            ),
+        ],
+        body,
+    )
+        .into_response()
 }

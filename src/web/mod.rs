@@ -15,8 +15,11 @@
 //! | `throttle.rs` | handshakes per address, sockets per user, failed logins |
 //! | `error.rs` | the one mapping from errors to HTTP responses |
 //! | `memory.rs` | hands freed memory back to the system after many sockets close |
+//! | `access_log.rs` | the request span (request id, user id) and one runserver-style line per request |
+//! | `health.rs` | `/healthz`, and `/metrics` on the metrics listener |
 //! | `listener.rs` | the accept loop: header deadline, connection limits, bounded shutdown |
 
+pub mod access_log;
 pub mod csrf;
 pub mod effects;
 pub mod error;
@@ -45,6 +48,7 @@ use crate::chat::presence::Presence;
 use crate::config::Settings;
 use crate::django::hashers::{self, HasherConfig};
 use crate::fanout::Broker;
+use crate::metrics::Metrics;
 use crate::store::{RoomCache, SessionStore, Store};
 use hashing::HashingPool;
 use templates::Templates;
@@ -64,6 +68,8 @@ pub struct Inner {
     pub broker: Arc<dyn Broker>,
     pub templates: Templates,
     pub hasher: HasherConfig,
+    /// What `/metrics` reports (`METRICS_ADDR`).
+    pub metrics: Arc<Metrics>,
     /// Password checks: `PASSWORD_HASHING_CONCURRENCY` low-priority threads.
     hashing: HashingPool,
     next_conn_id: AtomicU64,
@@ -89,16 +95,26 @@ impl std::ops::Deref for AppState {
     }
 }
 
+/// What [`AppState::new`] is made of, opened by `startup`.
+pub struct Parts {
+    pub store: Store,
+    pub sessions: SessionStore,
+    pub presence: Presence,
+    pub broker: Arc<dyn Broker>,
+    pub templates: Templates,
+    pub metrics: Arc<Metrics>,
+}
+
 impl AppState {
-    pub fn new(
-        settings: Settings,
-        store: Store,
-        sessions: SessionStore,
-        presence: Presence,
-        broker: Arc<dyn Broker>,
-        templates: Templates,
-        shutdown: watch::Receiver<bool>,
-    ) -> AppState {
+    pub fn new(settings: Settings, parts: Parts, shutdown: watch::Receiver<bool>) -> AppState {
+        let Parts {
+            store,
+            sessions,
+            presence,
+            broker,
+            templates,
+            metrics,
+        } = parts;
         let rooms = RoomCache::new(store.clone(), settings.room_cache_ttl);
         let hasher = settings.password_hashers.clone();
         let hashing = HashingPool::new(settings.password_hashing_concurrency);
@@ -119,6 +135,7 @@ impl AppState {
             broker,
             templates,
             hasher,
+            metrics,
             hashing,
             next_conn_id: AtomicU64::new(1),
             open_sockets: AtomicU64::new(0),
@@ -171,6 +188,7 @@ impl AppState {
         encoded: String,
     ) -> (bool, Option<String>) {
         let cfg = self.hasher.clone();
+        let _timer = self.metrics.login_hash.start();
         self.hashing
             .run(move || hashers::check_password(&password, &encoded, &cfg))
             .await
@@ -180,6 +198,7 @@ impl AppState {
     /// What `ModelBackend` does for an unknown username: one hash, so timing does not tell.
     pub async fn run_dummy_hash(&self) {
         let cfg = self.hasher.clone();
+        let _timer = self.metrics.login_hash.start();
         self.hashing
             .run(move || hashers::run_dummy_hash(&cfg))
             .await;
@@ -210,6 +229,7 @@ pub fn router(state: AppState) -> Router {
         .route("/accounts/logout/", any(pages::logout))
         .route("/chat/stream/", get(socket::handshake))
         .route("/healthz", get(health::healthz))
+        .route("/favicon.ico", get(pages::favicon))
         .nest_service("/static", static_files)
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn_with_state(
@@ -220,5 +240,16 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             security::django_middleware,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access_log::access_log,
+        ))
+        .with_state(state)
+}
+
+/// The metrics listener's routes (`METRICS_ADDR`): `GET /metrics` only.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(health::metrics))
         .with_state(state)
 }

@@ -1,5 +1,5 @@
-//! The HTML pages (spec §3): the room index, Django's login and logout views, and the 404 /
-//! `APPEND_SLASH` fallback.
+//! The HTML pages (spec §3): the room index, Django's login and logout views, the 404 /
+//! `APPEND_SLASH` fallback, and `/favicon.ico`.
 
 use std::net::SocketAddr;
 
@@ -15,6 +15,7 @@ use unicode_normalization::UnicodeNormalization;
 
 use crate::config::user_model::capfirst;
 use crate::django::hosts;
+use crate::metrics;
 use crate::store::User;
 use crate::web::csrf::Csrf;
 use crate::web::error::WebError;
@@ -250,6 +251,7 @@ pub async fn login_submit(
         form.password_errors.push(REQUIRED);
     }
     if !form.username_errors.is_empty() || !form.password_errors.is_empty() {
+        app.metrics.login(metrics::Login::InvalidForm);
         return render_login(&app, &mut csrf, &field, Some(&form), next.as_deref(), now);
     }
     // Login throttling, beyond Django (django-axes' idea; SECURITY.md): a locked-out username
@@ -259,6 +261,7 @@ pub async fn login_submit(
         .login_failures
         .locked(&username, address, Instant::now())
     {
+        app.metrics.login(metrics::Login::LockedOut);
         let minutes = left.as_secs().div_ceil(60).max(1);
         form.errors.push(format!(
             "Too many failed login attempts. Please try again in {minutes} minute{}.",
@@ -273,12 +276,15 @@ pub async fn login_submit(
         return Ok(response);
     }
     let Some(user) = authenticate(&app, &username, password).await? else {
+        app.metrics.login(metrics::Login::InvalidCredentials);
         app.login_failures
             .failed(&username, address, Instant::now());
         form.errors.push(field.invalid.clone());
         return render_login(&app, &mut csrf, &field, Some(&form), next.as_deref(), now);
     };
     app.login_failures.succeeded(&username, address);
+    app.metrics.login(metrics::Login::Success);
+    tracing::Span::current().record("user_id", user.id);
 
     let mut session = Session::load(&app, &cookie_headers(&headers), now).await?;
     session.login(&app, &user).await?;
@@ -381,4 +387,21 @@ pub async fn not_found(method: Method, uri: Uri, headers: HeaderMap) -> Result<R
         return Ok(redirect(StatusCode::MOVED_PERMANENTLY, &location));
     }
     Err(WebError::NotFound)
+}
+
+/// The site icon, `static/favicon.ico` (made from `static/favicon.svg` by
+/// `tests/e2e/make_favicon.mjs`), compiled in so `/favicon.ico` answers wherever the binary
+/// runs.
+const FAVICON: &[u8] = include_bytes!("../../static/favicon.ico");
+
+/// `GET /favicon.ico`: what browsers ask for on every page; cached for a week.
+pub async fn favicon() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/x-icon"),
+            (header::CACHE_CONTROL, "public, max-age=604800"),
+        ],
+        FAVICON,
+    )
+        .into_response()
 }

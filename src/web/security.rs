@@ -8,11 +8,11 @@ use std::net::IpAddr;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use crate::django::hosts;
 use crate::web::AppState;
-use crate::web::error::WebError;
+use crate::web::error::{self, WebError};
 
 /// Rejects a `Host` outside `ALLOWED_HOSTS` with 400 (Django's `DisallowedHost`), then adds
 /// Django's default security headers to the response.
@@ -27,17 +27,11 @@ pub async fn django_middleware(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if !host_allowed(&app, host) {
-        return WebError::DisallowedHost(host.chars().take(200).collect()).into_response();
+        let error = WebError::DisallowedHost(host.chars().take(200).collect());
+        return error::page_response(&app, error);
     }
-    // The request line, like Django's development server prints it.
-    let line = format!(
-        "\"{} {} {:?}\"",
-        request.method(),
-        request.uri(),
-        request.version()
-    );
+    // The access line is `web::access_log`'s.
     let mut response = next.run(request).await;
-    tracing::info!("{line} {}", response.status().as_u16());
     let headers = response.headers_mut();
     for (name, value) in [
         ("x-frame-options", "DENY"),

@@ -183,5 +183,9 @@ pub async fn resolve_user(
         app.settings.secret(),
         &app.settings.fallback_secrets(),
     );
+    if check != AuthHashCheck::Mismatch {
+        // The request's access-log line names its user (`web::access_log`).
+        tracing::Span::current().record("user_id", user.id);
+    }
     Ok((Some(user), check))
 }

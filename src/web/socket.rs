@@ -49,11 +49,14 @@ use tungstenite::protocol::WebSocketConfig;
 use tungstenite::protocol::frame::CloseFrame;
 use tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::chat::consumer::{Consumer, UserSnapshot};
+use tracing::Instrument;
+
+use crate::chat::consumer::{Consumer, Outcome, UserSnapshot};
 use crate::chat::protocol::Frame;
 use crate::config::Settings;
 use crate::django::sessions::AuthHashCheck;
 use crate::fanout::{self, CLOSE_SLOW_CONSUMER, ConnId, Inbox};
+use crate::metrics::{COMMANDS, Handshake, Metrics};
 use crate::store::{StoreError, User};
 use crate::web::error::WebError;
 use crate::web::pages::cookie_headers;
@@ -90,10 +93,12 @@ pub async fn handshake(
 ) -> Response {
     if !security::websocket_origin_allowed(&app, &headers) {
         tracing::warn!(origin = ?headers.get("origin"), "WebSocket refused: foreign Origin");
+        app.metrics.handshake(Handshake::ForeignOrigin);
         return StatusCode::FORBIDDEN.into_response();
     }
     let client = security::client_ip(&app, peer.ip(), &headers);
     if let Err(wait) = app.handshakes.take(&client, Instant::now()) {
+        app.metrics.handshake(Handshake::Throttled);
         return WebError::TooManyRequests {
             what: "WS_HANDSHAKES_PER_MINUTE",
             retry_after: wait.as_secs_f64().ceil() as u64,
@@ -102,10 +107,17 @@ pub async fn handshake(
     }
     let (user, session) = match authenticate(&app, &headers).await {
         Ok(Some(found)) => found,
-        Ok(None) => return StatusCode::FORBIDDEN.into_response(),
-        Err(e) => return WebError::Store(e).into_response(),
+        Ok(None) => {
+            app.metrics.handshake(Handshake::Anonymous);
+            return StatusCode::FORBIDDEN.into_response();
+        }
+        Err(e) => {
+            app.metrics.handshake(Handshake::Unavailable);
+            return WebError::Store(e).into_response();
+        }
     };
     let Some(slot) = app.user_sockets.acquire(user.id) else {
+        app.metrics.handshake(Handshake::Throttled);
         return WebError::TooManyRequests {
             what: "WS_MAX_SOCKETS_PER_USER",
             retry_after: 5,
@@ -127,9 +139,13 @@ pub async fn handshake(
         control,
     };
     let config = configure(&app.settings);
+    app.metrics.handshake(Handshake::Accepted);
+    // The socket's task outlives the request: its span is the request's child, so its lines
+    // carry the request id and user id of its handshake, and its socket id.
+    let span = tracing::info_span!("socket", socket_id = id);
     upgrade
         .config(config)
-        .finish(move |socket| run(app, socket, user, held))
+        .finish(move |socket| run(app, socket, user, held).instrument(span))
 }
 
 /// The WebSocket protocol settings of every chat socket (also what the Autobahn|Testsuite
@@ -195,7 +211,8 @@ async fn run(app: AppState, mut socket: WebSocket, user: User, held: Held) {
         name: user.name.unwrap_or_default(),
         is_staff: user.is_staff,
     };
-    tracing::debug!(conn = id, user = %snapshot.username, "WebSocket open");
+    tracing::debug!("WebSocket open");
+    let opened = Instant::now();
     let mut consumer = Consumer::new(
         snapshot,
         app.rooms.clone(),
@@ -211,25 +228,25 @@ async fn run(app: AppState, mut socket: WebSocket, user: User, held: Held) {
     // Reading stops until then after a frame refused for its rate (`Consumer::pause`).
     let mut paused: Option<Instant> = None;
 
-    let close: Close = loop {
+    let (close, why): (Close, &'static str) = loop {
         tokio::select! {
             biased;
-            _ = overflow.wait() => break QUEUE_FULL,
-            _ = shutdown.changed() => break SHUTTING_DOWN,
+            _ = overflow.wait() => break ends(QUEUE_FULL),
+            _ = shutdown.changed() => break ends(SHUTTING_DOWN),
             Some(frame) = inbox.recv() => {
                 // The write has its deadline, and the other closes still fire while it waits.
-                let write = tokio::time::timeout(write_timeout, write_batch(&mut socket, frame, &mut inbox));
+                let write = tokio::time::timeout(write_timeout, write_batch(&mut socket, frame, &mut inbox, &app.metrics));
                 tokio::pin!(write);
                 let outcome = loop {
                     tokio::select! {
                         biased;
-                        _ = overflow.wait() => break Err(QUEUE_FULL),
-                        _ = shutdown.changed() => break Err(SHUTTING_DOWN),
-                        _ = ping.tick() => if silent(last_seen) { break Err(None) },
+                        _ = overflow.wait() => break Err(ends(QUEUE_FULL)),
+                        _ = shutdown.changed() => break Err(ends(SHUTTING_DOWN)),
+                        _ = ping.tick() => if silent(last_seen) { break Err((None, KEEPALIVE)) },
                         done = &mut write => break match done {
                             Ok(Ok(())) => Ok(()),
-                            Ok(Err(_)) => Err(None),
-                            Err(_) => Err(Some((CLOSE_SLOW_CONSUMER, "write timed out"))),
+                            Ok(Err(_)) => Err((None, LOST)),
+                            Err(_) => Err(ends(WRITE_TIMED_OUT)),
                         },
                     }
                 };
@@ -238,13 +255,10 @@ async fn run(app: AppState, mut socket: WebSocket, user: User, held: Held) {
                 }
             }
             Some(ctrl) = control.recv() => match ctrl {
-                Control::Revoke(code, reason) => {
-                    tracing::info!(conn = id, code, reason, "WebSocket revoked");
-                    break Some((code, reason));
-                }
+                Control::Revoke(code, reason) => break ends(Some((code, reason))),
                 Control::Demote => {
                     let effects = consumer.demote().await;
-                    effects::apply(app.broker.as_ref(), &mailbox, effects).await;
+                    effects::apply(&app, &mailbox, effects).await;
                 }
             },
             _ = tokio::time::sleep_until(paused.unwrap_or_else(Instant::now)), if paused.is_some() => {
@@ -254,28 +268,39 @@ async fn run(app: AppState, mut socket: WebSocket, user: User, held: Held) {
                 last_seen = Instant::now();
                 match msg {
                     Some(Ok(Message::Text(text))) => {
+                        app.metrics.frame_received();
                         let effects = consumer.receive(text.as_str()).await;
-                        effects::apply(app.broker.as_ref(), &mailbox, effects).await;
+                        count(&app, consumer.take_outcome());
+                        effects::apply(&app, &mailbox, effects).await;
                         let pause = consumer.pause();
                         if !pause.is_zero() {
                             paused = Some(Instant::now() + pause.min(MAX_READ_PAUSE));
                         }
                     }
-                    Some(Ok(Message::Binary(_))) => break Some((1003, "binary frames are not supported")),
+                    Some(Ok(Message::Binary(_))) => break ends(Some((1003, "binary frames are not supported"))),
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-                    Some(Ok(Message::Close(_))) | None => break None,
-                    Some(Err(e)) => break close_for(e),
+                    Some(Ok(Message::Close(frame))) => {
+                        if let Some(frame) = frame {
+                            tracing::debug!(client_code = u16::from(frame.code), client_reason = %frame.reason, "client closed");
+                        }
+                        break (None, CLIENT_CLOSED);
+                    }
+                    None => break (None, LOST),
+                    Some(Err(e)) => break match close_for(e) {
+                        Some(close) => ends(Some(close)),
+                        None => (None, LOST),
+                    },
                 }
             }
             _ = ping.tick() => {
                 if silent(last_seen) {
-                    break None;
+                    break (None, KEEPALIVE);
                 }
                 let ping = socket.send(Message::Ping(bytes::Bytes::from_static(b"whisper!")));
                 match tokio::time::timeout(write_timeout, ping).await {
                     Ok(Ok(())) => {}
-                    Ok(Err(_)) => break None,
-                    Err(_) => break Some((CLOSE_SLOW_CONSUMER, "write timed out")),
+                    Ok(Err(_)) => break (None, LOST),
+                    Err(_) => break ends(WRITE_TIMED_OUT),
                 }
             }
         }
@@ -283,10 +308,42 @@ async fn run(app: AppState, mut socket: WebSocket, user: User, held: Held) {
 
     // Leave every joined room, whatever ended the connection (spec §4.11).
     let effects = consumer.disconnect().await;
-    effects::apply(app.broker.as_ref(), &mailbox, effects).await;
+    effects::apply(&app, &mailbox, effects).await;
     drop(inbox);
     goodbye(&mut socket, close).await;
-    tracing::debug!(conn = id, ?close, "WebSocket closed");
+    let code = close.map(|(code, _)| code);
+    app.metrics.closed(code, why);
+    // One line per closed socket (its span adds the socket, user and request ids).
+    tracing::info!(
+        code = code.map(u64::from),
+        reason = why,
+        duration_s = (opened.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+        "WebSocket closed"
+    );
+}
+
+/// The reasons logged (and counted) when no close frame is sent.
+const CLIENT_CLOSED: &str = "client closed";
+const LOST: &str = "connection lost";
+const KEEPALIVE: &str = "keep-alive timeout";
+const WRITE_TIMED_OUT: Close = Some((CLOSE_SLOW_CONSUMER, "write timed out"));
+
+/// A close the server sends, with its reason as what is logged.
+fn ends(close: Close) -> (Close, &'static str) {
+    (close, close.map_or(LOST, |(_, reason)| reason))
+}
+
+/// Counts a frame's outcome: the command done, or the error it was answered with.
+fn count(app: &AppState, outcome: Option<Outcome>) {
+    match outcome {
+        Some(Outcome::Done(name)) => {
+            if let Some(i) = COMMANDS.iter().position(|c| *c == name) {
+                app.metrics.command(i);
+            }
+        }
+        Some(Outcome::Refused(error)) => app.metrics.refused(error.code()),
+        None => {}
+    }
 }
 
 /// Ends a connection: sends `close` (or, when the peer closed, flushes the close reply
@@ -311,19 +368,26 @@ pub async fn goodbye(socket: &mut WebSocket, close: Close) {
 const QUEUE_FULL: Close = Some((CLOSE_SLOW_CONSUMER, "outbound queue full"));
 const SHUTTING_DOWN: Close = Some((1001, "server shutting down"));
 
-/// Writes `first` and whatever else is queued (up to a batch), then flushes once.
+/// Writes `first` and whatever else is queued (up to a batch), then flushes once; counts the
+/// frames once per batch.
 async fn write_batch(
     socket: &mut WebSocket,
     first: Frame,
     inbox: &mut Inbox,
+    metrics: &Metrics,
 ) -> Result<(), tungstenite::Error> {
     upgrade::send_text(socket, first.into_inner()).await?;
+    let mut written = 1;
     for _ in 1..MAX_BATCH {
         match inbox.try_recv() {
-            Some(frame) => upgrade::send_text(socket, frame.into_inner()).await?,
+            Some(frame) => {
+                upgrade::send_text(socket, frame.into_inner()).await?;
+                written += 1;
+            }
             None => break,
         }
     }
+    metrics.deliveries.inc_by(written);
     socket.flush().await
 }
 

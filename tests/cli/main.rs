@@ -2,6 +2,7 @@
 //! (`custom_user`: the user commands on a custom `AUTH_USER_MODEL`).
 
 mod custom_user;
+mod logs;
 
 use std::io::Write;
 use std::path::Path;
@@ -485,28 +486,29 @@ fn test_command_and_bad_input() {
     assert!(run.stderr.contains("DEBUG"), "{run:?}");
 }
 
-#[test]
-fn runserver_creates_the_database_and_stops_on_sigterm() {
+/// `runserver 0` (a free port) over `dir` with `vars` in a clean environment, stdout read up to
+/// its "Quit the server" line: `(child, port, stdout lines)`. Its stderr stays piped.
+fn start_runserver(dir: &Path, vars: &[(&str, &str)]) -> (std::process::Child, u16, Vec<String>) {
     use std::io::{BufRead, BufReader};
-    use std::time::{Duration, Instant};
 
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite:///{}", dir.path().join("db.sqlite3").display());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_whisper"))
-        .args(["runserver", "0"])
+    let db = format!("sqlite:///{}", dir.join("db.sqlite3").display());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_whisper"));
+    cmd.args(["runserver", "0"])
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("BASE_DIR", dir.path())
+        .env("BASE_DIR", dir)
         .env("DATABASE_URL", db)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        .stderr(Stdio::piped());
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut seen = Vec::new();
     let mut port = None;
-    for line in lines.by_ref() {
+    for line in lines {
         let line = line.unwrap();
         if let Some(rest) = line.strip_prefix("Starting development server at http://127.0.0.1:") {
             port = rest.trim_end_matches('/').parse::<u16>().ok();
@@ -518,13 +520,13 @@ fn runserver_creates_the_database_and_stops_on_sigterm() {
         }
     }
     let port = port.unwrap_or_else(|| panic!("no start line in {seen:#?}"));
-    assert!(
-        seen.iter().any(|l| l.contains("./manage createsuperuser")),
-        "{seen:#?}"
-    );
-    assert!(dir.path().join("db.sqlite3").exists());
-    assert!(dir.path().join("db.sqlite3.secret_key").exists());
-    std::net::TcpStream::connect(("127.0.0.1", port)).expect("server accepts connections");
+    (child, port, seen)
+}
+
+/// SIGTERM, then the exit status and the whole stderr (within 15 s; empty if the caller took
+/// the pipe).
+fn stop_runserver(mut child: std::process::Child) -> (std::process::ExitStatus, String) {
+    use std::time::{Duration, Instant};
 
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -543,7 +545,25 @@ fn runserver_creates_the_database_and_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     };
     let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    if let Some(mut pipe) = child.stderr.take() {
+        std::io::Read::read_to_string(&mut pipe, &mut stderr).unwrap();
+    }
+    (status, stderr)
+}
+
+#[test]
+fn runserver_creates_the_database_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, port, seen) = start_runserver(dir.path(), &[]);
+    assert!(
+        seen.iter().any(|l| l.contains("./manage createsuperuser")),
+        "{seen:#?}"
+    );
+    assert!(dir.path().join("db.sqlite3").exists());
+    assert!(dir.path().join("db.sqlite3.secret_key").exists());
+    std::net::TcpStream::connect(("127.0.0.1", port)).expect("server accepts connections");
+
+    let (status, stderr) = stop_runserver(child);
     assert_eq!(status.code(), Some(0), "stderr: {stderr}");
     assert!(stderr.contains("SECRET_KEY was not set"), "{stderr}");
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod channel_layer;
+pub mod login;
 pub mod pg;
 pub mod python;
 pub mod redis_server;
@@ -36,6 +37,8 @@ pub const PASSWORD: &str = "correct horse battery staple";
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The metrics listener, when the server was started with `METRICS_ADDR` (port 0 works).
+    pub metrics_addr: Option<SocketAddr>,
     pub store: Store,
     pub dir: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
@@ -71,12 +74,22 @@ impl TestServer {
         store.migrate().await.expect("migrate");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let metrics = match settings.metrics_addr {
+            Some(at) => Some(tokio::net::TcpListener::bind(at).await.unwrap()),
+            None => None,
+        };
+        let metrics_addr = metrics.as_ref().map(|l| l.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(whisper::startup::serve(settings, listener, async move {
+        let listeners = whisper::startup::Listeners {
+            http: listener,
+            metrics,
+        };
+        let task = tokio::spawn(whisper::startup::serve(settings, listeners, async move {
             let _ = rx.await;
         }));
         TestServer {
             addr,
+            metrics_addr,
             store,
             dir,
             shutdown: Some(tx),

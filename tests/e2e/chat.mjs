@@ -5,16 +5,25 @@
 //   node chat.mjs BASE_URL USER_A PASS_A USER_B PASS_B ROOM_ID STAFF_ROOM_ID
 // Every argument may instead come from the environment: E2E_BASE_URL, E2E_USER_A, E2E_PASS_A,
 // E2E_USER_B, E2E_PASS_B, E2E_ROOM, E2E_STAFF_ROOM. User A must be staff, user B must not;
-// STAFF_ROOM_ID is a staff-only room. CHROMIUM_PATH overrides /usr/bin/chromium.
+// STAFF_ROOM_ID is a staff-only room. CHROMIUM_PATH overrides /usr/bin/chromium; screenshots go
+// to E2E_ARTIFACTS (tests/browser.rs: target/browser-artifacts/chat/).
 //
 // Exits 0 when every check passed, 1 (with the failing step) otherwise.
 
-import os from 'node:os';
 import path from 'node:path';
-import fs from 'node:fs';
-import { chromium } from 'playwright-core';
+import {
+    TIMEOUT_MS,
+    artifactsDir,
+    assert,
+    incidents,
+    launchChromium,
+    step,
+    stepCount,
+    waitFor,
+    waitUntil,
+    watchdog,
+} from './harness.mjs';
 
-const TIMEOUT_MS = 10_000; // every single wait
 const WATCHDOG_MS = 90_000; // the whole run
 
 const [argBase, argUserA, argPassA, argUserB, argPassB, argRoom, argStaffRoom] = process.argv.slice(2);
@@ -24,7 +33,6 @@ const cfg = {
     b: { name: argUserB || process.env.E2E_USER_B, password: argPassB || process.env.E2E_PASS_B },
     room: argRoom || process.env.E2E_ROOM,
     staffRoom: argStaffRoom || process.env.E2E_STAFF_ROOM,
-    chromium: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
 };
 for (const [what, value] of [
     ['BASE_URL', cfg.base],
@@ -40,58 +48,8 @@ for (const [what, value] of [
         process.exit(2);
     }
 }
-if (!fs.existsSync(cfg.chromium)) {
-    console.error(`e2e: no Chromium at ${cfg.chromium} (apt-get install chromium, or set CHROMIUM_PATH)`);
-    process.exit(1);
-}
-
-const watchdog = setTimeout(() => {
-    console.error(`e2e: FAILED — the whole run took longer than ${WATCHDOG_MS / 1000} s`);
-    process.exit(1);
-}, WATCHDOG_MS);
-
-/** Problems seen by event handlers (dialogs, uncaught page errors); fatal at the next check. */
-const incidents = [];
-
-function assert(condition, message) {
-    if (!condition) {
-        throw new Error(message);
-    }
-}
-
-let stepNo = 0;
-async function step(name, fn) {
-    stepNo += 1;
-    const started = Date.now();
-    try {
-        await fn();
-    } catch (err) {
-        const msg = err && err.message ? err.message.split('\n')[0] : String(err);
-        throw new Error(`step ${stepNo} "${name}" failed: ${msg}`, { cause: err });
-    }
-    if (incidents.length) {
-        throw new Error(`step ${stepNo} "${name}": ${incidents.join('; ')}`);
-    }
-    console.log(`ok ${stepNo} - ${name} (${Date.now() - started} ms)`);
-}
-
-/** Waits until `fn(arg)` is truthy in the page; `what` names the condition in the error. */
-async function waitUntil(page, what, fn, arg) {
-    try {
-        await page.waitForFunction(fn, arg, { timeout: TIMEOUT_MS, polling: 50 });
-    } catch (err) {
-        throw new Error(`timed out after ${TIMEOUT_MS} ms waiting for ${what}`);
-    }
-}
-
-/** Waits for a locator to reach `state`; `what` names it in the error. */
-async function waitFor(locator, what, state = 'visible') {
-    try {
-        await locator.waitFor({ state, timeout: TIMEOUT_MS });
-    } catch (err) {
-        throw new Error(`timed out after ${TIMEOUT_MS} ms waiting for ${what} to be ${state}`);
-    }
-}
+const timer = watchdog(WATCHDOG_MS);
+const artifacts = artifactsDir('chat');
 
 /** The lines of a room box as text, for error messages. */
 async function roomLines(page, room) {
@@ -161,7 +119,7 @@ async function newUserPage(browser, label) {
     page.on('pageerror', (err) => incidents.push(`${label}: uncaught page error: ${err.message}`));
     page.on('console', (msg) => {
         const url = msg.location() && msg.location().url;
-        if ((msg.type() === 'error' || msg.type() === 'warning') && !(url || '').endsWith('/favicon.ico')) {
+        if (msg.type() === 'error' || msg.type() === 'warning') {
             const where = url ? ` (${url})` : '';
             console.log(`  [${label} console.${msg.type()}] ${msg.text()}${where}`);
         }
@@ -250,20 +208,7 @@ async function main() {
     console.log(`e2e: ${cfg.base} — ${a.name} (A) and ${b.name} (B), room ${room}, staff room ${staffRoom}`);
 
     await step('launch Chromium', async () => {
-        browser = await chromium.launch({
-            executablePath: cfg.chromium,
-            headless: true,
-            timeout: TIMEOUT_MS,
-            args: [
-                '--no-sandbox',
-                '--disable-gpu',
-                '--disable-quic',
-                '--no-first-run',
-                '--disable-background-networking',
-                '--disable-component-update',
-                '--disable-sync',
-            ],
-        });
+        browser = await launchChromium();
         A = await newUserPage(browser, 'A');
         B = await newUserPage(browser, 'B');
     });
@@ -342,7 +287,7 @@ async function main() {
         assert((await B.page.locator(`#room-${room}`).count()) === 0, 'B got a box back');
     });
 
-    const shot = path.join(os.tmpdir(), `whisper-e2e-${process.pid}-${Date.now()}.png`);
+    const shot = path.join(artifacts, 'chat-A.png');
     await step('screenshot of A\'s page', async () => {
         await A.page.screenshot({ path: shot, fullPage: true, timeout: TIMEOUT_MS });
     });
@@ -373,7 +318,7 @@ async function main() {
         });
     }
 
-    console.log(`e2e: all ${stepNo} steps passed in ${Date.now() - started} ms`);
+    console.log(`e2e: all ${stepCount()} steps passed in ${Date.now() - started} ms`);
 }
 
 async function failureShots() {
@@ -381,7 +326,7 @@ async function failureShots() {
         if (!who) {
             continue;
         }
-        const file = path.join(os.tmpdir(), `whisper-e2e-failure-${who.label}-${process.pid}.png`);
+        const file = path.join(artifacts, `failure-${who.label}.png`);
         try {
             await who.page.screenshot({ path: file, fullPage: true, timeout: 5000 });
             console.error(`e2e: ${who.label}'s page at the failure (${who.page.url()}): ${file}`);
@@ -402,6 +347,6 @@ try {
     if (browser) {
         await browser.close().catch(() => {});
     }
-    clearTimeout(watchdog);
+    clearTimeout(timer);
 }
 process.exit(code);

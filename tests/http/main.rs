@@ -12,8 +12,10 @@
 mod common;
 
 mod connections;
+mod error_pages;
 mod login_form;
 mod login_outcomes;
+mod metrics;
 mod pages;
 mod passwords;
 mod session_lifecycle;

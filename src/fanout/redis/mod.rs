@@ -68,6 +68,8 @@ pub struct RedisStatus {
     pub ignored: u64,
     /// `RedisChannelLayer`: messages not queued because a member process's queue was full.
     pub over_capacity: u64,
+    /// Connections made again after they were lost.
+    pub reconnects: u64,
 }
 
 /// How this broker reaches Redis.
@@ -201,6 +203,7 @@ impl RedisBroker {
             received: s.received.load(Ordering::Relaxed),
             ignored: s.ignored.load(Ordering::Relaxed),
             over_capacity: s.over_capacity.load(Ordering::Relaxed),
+            reconnects: s.reconnects.load(Ordering::Relaxed),
         }
     }
 }
@@ -222,6 +225,10 @@ impl Broker for RedisBroker {
         if self.shared.hub.group_size(group) == 0 && wanted.groups.remove(group) {
             self.shared.mark(&mut wanted, group);
         }
+    }
+
+    fn membership(&self) -> (usize, usize) {
+        self.shared.hub.membership()
     }
 
     fn ready(&self, group: &str) -> Option<oneshot::Receiver<()>> {

@@ -122,6 +122,9 @@ impl Wanted {
 struct Links {
     publisher: bool,
     receiver: bool,
+    /// Each link has been up once: its next coming up is a reconnect.
+    had_publisher: bool,
+    had_receiver: bool,
     /// The state last logged (`None`: nothing logged yet).
     reported: Option<bool>,
 }
@@ -185,6 +188,8 @@ pub(super) struct Shared {
     pub ignored: AtomicU64,
     ignore_warning: Throttle,
     pub over_capacity: AtomicU64,
+    /// Links (publisher or receiver, any host) up again after they were lost.
+    pub reconnects: AtomicU64,
     /// Per host: groups subscribed (or joined) there right now.
     subscribed: Vec<AtomicUsize>,
     pub backend: &'static str,
@@ -222,6 +227,7 @@ impl Shared {
             ignored: AtomicU64::new(0),
             ignore_warning: Throttle::default(),
             over_capacity: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
             subscribed: (0..n).map(|_| AtomicUsize::new(0)).collect(),
             backend,
         }
@@ -258,10 +264,15 @@ impl Shared {
     pub fn set_link(&self, host: usize, link: Link, up: bool, error: Option<&dyn fmt::Display>) {
         let mut links = lock(&self.links);
         let l = &mut links[host];
-        match link {
-            Link::Publisher => l.publisher = up,
-            Link::Receiver => l.receiver = up,
+        let (now, had) = match link {
+            Link::Publisher => (&mut l.publisher, &mut l.had_publisher),
+            Link::Receiver => (&mut l.receiver, &mut l.had_receiver),
+        };
+        if up && !*now && *had {
+            self.reconnects.fetch_add(1, Ordering::Relaxed);
         }
+        *now = up;
+        *had |= up;
         let url = &self.hosts[host];
         let of = self.hosts.len();
         let host = host + 1;

@@ -36,11 +36,14 @@
 //! | `username_label`, `username_max_length` | string (default `Username`), int (default 150) | `registration/login.html`: the login field's label and `maxlength`, from `USERNAME_FIELD` |
 //! | `login_url` | string, default `/accounts/login/` | `registration/logged_out.html` |
 //! | `reason` | string | `403_csrf.html` |
+//! | `status`, `status_text`, `method`, `retry_after` | int, string, string, int | the error pages (`web::error`): `error.html` (status, status_text), `405.html` (method), `429.html` (retry_after) |
 //!
 //! Pages and what they need: `index.html` (user, csrf_token, rooms), `registration/login.html`
 //! (csrf_token, form, next, username_label, username_max_length), `registration/logged_out.html`
-//! (login_url), `404.html`, `500.html` (nothing; they still show the logout form when `user`
-//! and `csrf_token` are given), and `403_csrf.html` (reason).
+//! (login_url), the error pages `400.html`, `403.html`, `404.html`, `405.html`, `413.html`,
+//! `426.html`, `429.html`, `500.html`, `503.html` and `error.html` (any other status) (nothing
+//! required; they still show the logout form when `user` and `csrf_token` are given), and
+//! `403_csrf.html` (reason).
 //!
 //! # Globals available to templates
 //!
