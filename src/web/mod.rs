@@ -3,7 +3,7 @@
 //!
 //! | file | owns |
 //! |---|---|
-//! | `pages.rs` | index, login, logout, 404 / APPEND_SLASH redirects |
+//! | `pages.rs` | index, login, logout, favicon, 404 / APPEND_SLASH redirects |
 //! | `socket.rs` | `/chat/stream/`: handshake auth, the per-connection task |
 //! | `upgrade.rs` | the WebSocket opening handshake, fragmented writes of large messages |
 //! | `effects.rs` | a consumer's effects carried out through the broker |
