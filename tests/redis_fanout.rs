@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::redis_server::{PrivateRedis, command_calls};
+use common::redis_server::{PrivateRedis, command_calls, numsub};
 use common::*;
 use serde_json::Value;
 use tokio::time::Instant;
@@ -35,18 +35,6 @@ async fn redis_conn(url: &str) -> redis::aio::MultiplexedConnection {
     .await
     .unwrap_or_else(|_| panic!("Redis at {url} did not answer"))
     .unwrap_or_else(|e| panic!("Redis at {url} is required for these tests: {e}"))
-}
-
-/// `PUBSUB NUMSUB channel`: how many connections (= Whisper processes) subscribe to it.
-async fn numsub(url: &str, channel: &str) -> i64 {
-    let mut conn = redis_conn(url).await;
-    let (_, n): (String, i64) = redis::cmd("PUBSUB")
-        .arg("NUMSUB")
-        .arg(channel)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    n
 }
 
 /// Waits until exactly `n` processes subscribe to `channel`.

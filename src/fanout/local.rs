@@ -38,12 +38,6 @@ impl LocalHub {
     pub fn group_count(&self) -> usize {
         self.groups.read().unwrap_or_else(|e| e.into_inner()).len()
     }
-
-    /// `(groups, memberships)` on this process.
-    pub fn membership(&self) -> (usize, usize) {
-        let groups = self.groups.read().unwrap_or_else(|e| e.into_inner());
-        (groups.len(), groups.values().map(HashMap::len).sum())
-    }
 }
 
 impl Broker for LocalHub {
@@ -70,7 +64,8 @@ impl Broker for LocalHub {
     }
 
     fn membership(&self) -> (usize, usize) {
-        LocalHub::membership(self)
+        let groups = self.groups.read().unwrap_or_else(|e| e.into_inner());
+        (groups.len(), groups.values().map(HashMap::len).sum())
     }
 }
 

@@ -1,5 +1,5 @@
-//! Redis helpers for the tests: a private, restartable `redis-server` on a free port, and
-//! command counts from `INFO commandstats`.
+//! Redis helpers for the tests: a private, restartable `redis-server` on a free port,
+//! command counts from `INFO commandstats` and subscriber counts from `PUBSUB NUMSUB`.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -18,6 +18,19 @@ pub async fn command_calls(url: &str, command: &str) -> u64 {
     info.lines()
         .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
         .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+}
+
+/// `PUBSUB NUMSUB channel`: how many connections (= Whisper processes) subscribe to it.
+pub async fn numsub(url: &str, channel: &str) -> i64 {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let (_, n): (String, i64) = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(channel)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    n
 }
 
 /// A private `redis-server` (no persistence) on a fixed port, restartable.

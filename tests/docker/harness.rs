@@ -280,22 +280,12 @@ impl Phases {
 /// Waits until some process subscribes to the Redis pub/sub `channel` (the machine's Redis):
 /// a join's acknowledgement may come before its subscription is active.
 pub async fn wait_subscribed(channel: &str) {
-    let client = redis::Client::open("redis://127.0.0.1:6379/0").unwrap();
-    let conn = client.get_multiplexed_async_connection().await.unwrap();
     wait_for(
         &format!("a subscriber of {channel}"),
         Duration::from_secs(10),
-        || {
-            let mut conn = conn.clone();
-            async move {
-                let counts: Vec<(String, i64)> = redis::cmd("PUBSUB")
-                    .arg("NUMSUB")
-                    .arg(channel)
-                    .query_async(&mut conn)
-                    .await
-                    .ok()?;
-                (counts.first()?.1 > 0).then_some(())
-            }
+        || async move {
+            (crate::common::redis_server::numsub("redis://127.0.0.1:6379/0", channel).await > 0)
+                .then_some(())
         },
     )
     .await;

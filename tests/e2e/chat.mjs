@@ -17,6 +17,7 @@ import {
     assert,
     incidents,
     launchChromium,
+    observedPage,
     step,
     stepCount,
     waitFor,
@@ -97,26 +98,7 @@ async function waitForNotice(page, who, room, text) {
 }
 
 async function newUserPage(browser, label) {
-    const context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
-    context.setDefaultTimeout(TIMEOUT_MS);
-    context.setDefaultNavigationTimeout(TIMEOUT_MS);
-    // Observe (not alter) the page's sockets so the test knows when chat.js is connected.
-    await context.addInitScript(() => {
-        const Native = window.WebSocket;
-        window.__sockets = [];
-        window.WebSocket = class extends Native {
-            constructor(...args) {
-                super(...args);
-                window.__sockets.push(this);
-            }
-        };
-    });
-    const page = await context.newPage();
-    page.on('dialog', async (dialog) => {
-        incidents.push(`${label}: unexpected ${dialog.type()} dialog: ${JSON.stringify(dialog.message())}`);
-        await dialog.dismiss().catch(() => {});
-    });
-    page.on('pageerror', (err) => incidents.push(`${label}: uncaught page error: ${err.message}`));
+    const { context, page } = await observedPage(browser, { viewport: { width: 1100, height: 800 } }, label);
     page.on('console', (msg) => {
         const url = msg.location() && msg.location().url;
         if (msg.type() === 'error' || msg.type() === 'warning') {

@@ -86,6 +86,34 @@ export async function launchChromium() {
     });
 }
 
+/**
+ * A new context with `options` and a page in it. The page's WebSockets are observed (not
+ * altered) in `window.__sockets`, so a test knows when chat.js is connected; a dialog or an
+ * uncaught page error is an incident named by `label`.
+ */
+export async function observedPage(browser, options, label) {
+    const context = await browser.newContext(options);
+    context.setDefaultTimeout(TIMEOUT_MS);
+    context.setDefaultNavigationTimeout(TIMEOUT_MS);
+    await context.addInitScript(() => {
+        const Native = window.WebSocket;
+        window.__sockets = [];
+        window.WebSocket = class extends Native {
+            constructor(...args) {
+                super(...args);
+                window.__sockets.push(this);
+            }
+        };
+    });
+    const page = await context.newPage();
+    page.on('dialog', async (dialog) => {
+        incidents.push(`${label}: unexpected ${dialog.type()} dialog: ${JSON.stringify(dialog.message())}`);
+        await dialog.dismiss().catch(() => {});
+    });
+    page.on('pageerror', (err) => incidents.push(`${label}: uncaught page error: ${err.message}`));
+    return { context, page };
+}
+
 /** Where screenshots go: E2E_ARTIFACTS (created), or a fresh folder under the system's temp dir. */
 export function artifactsDir(name) {
     const dir = process.env.E2E_ARTIFACTS || fs.mkdtempSync(path.join(os.tmpdir(), `whisper-${name}-`));

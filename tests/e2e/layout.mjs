@@ -19,6 +19,7 @@ import {
     assert,
     incidents,
     launchChromium,
+    observedPage,
     step,
     stepCount,
     waitFor,
@@ -155,26 +156,8 @@ async function tapOrClick(locator, touch) {
 async function run(browser, { name, options }) {
     const width = options.viewport.width;
     const touch = Boolean(options.hasTouch);
-    const context = await browser.newContext(options);
-    context.setDefaultTimeout(TIMEOUT_MS);
-    // Observe (not alter) the page's sockets, to know when chat.js is connected.
-    await context.addInitScript(() => {
-        const Native = window.WebSocket;
-        window.__sockets = [];
-        window.WebSocket = class extends Native {
-            constructor(...args) {
-                super(...args);
-                window.__sockets.push(this);
-            }
-        };
-    });
-    const page = await context.newPage();
+    const { context, page } = await observedPage(browser, options, name);
     let expect404 = null;
-    page.on('pageerror', (err) => incidents.push(`${name}: uncaught page error: ${err.message}`));
-    page.on('dialog', async (dialog) => {
-        incidents.push(`${name}: unexpected ${dialog.type()} dialog: ${JSON.stringify(dialog.message())}`);
-        await dialog.dismiss().catch(() => {});
-    });
     page.on('response', (response) => {
         if (response.status() >= 400 && response.url() !== expect404) {
             incidents.push(`${name}: ${response.request().method()} ${response.url()} answered ${response.status()}`);
