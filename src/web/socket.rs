@@ -27,7 +27,8 @@
 //!
 //! Whatever ends a connection, the leave procedure runs for every joined room (§4.11), then
 //! the close frame gets [`CLOSE_WRITE_TIMEOUT`] to leave; a peer that cannot take even that is
-//! dropped. A write never blocks the other rules: while one waits, the queue-full, keep-alive
+//! dropped. After a close of the server's own the connection lingers ([`LINGER`]), reading
+//! and dropping what the peer still sends, so the peer reads its close code, not a reset. A write never blocks the other rules: while one waits, the queue-full, keep-alive
 //! and shutdown closes still fire. No frame the server builds can break a connection: the
 //! write buffer is unbounded (frames are bounded by `WS_MAX_MESSAGE_BYTES` and the queue by
 //! `WS_OUTBOUND_QUEUE_BYTES`), and messages over 8 KiB go out in fragments, so it stays small
@@ -82,6 +83,8 @@ const WRITE_BUFFER: usize = 8 * 1024;
 const MAX_READ_PAUSE: Duration = Duration::from_secs(1);
 /// How long the close frame may take once a connection ends.
 pub const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a connection the server closed waits for the peer to close its side.
+const LINGER: Duration = Duration::from_secs(2);
 
 /// The handshake: Origin, the client address's handshake rate, then the session's user
 /// (anonymous → 403 with an empty body) and the user's socket count.
@@ -348,8 +351,8 @@ fn count(app: &AppState, outcome: Option<Outcome>) {
 
 /// Ends a connection: sends `close` (or, when the peer closed, flushes the close reply
 /// tungstenite queued) within [`CLOSE_WRITE_TIMEOUT`]; a peer that cannot take even that is
-/// dropped with its TCP connection.
-pub async fn goodbye(socket: &mut WebSocket, close: Close) {
+/// dropped with its TCP connection. After a close of the server's own, the connection lingers.
+async fn goodbye(socket: &mut WebSocket, close: Close) {
     let send = async {
         match close {
             Some((code, reason)) => {
@@ -362,7 +365,27 @@ pub async fn goodbye(socket: &mut WebSocket, close: Close) {
             None => socket.flush().await,
         }
     };
-    let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, send).await;
+    match tokio::time::timeout(CLOSE_WRITE_TIMEOUT, send).await {
+        Ok(Ok(())) if close.is_some() => linger(socket).await,
+        _ => {}
+    }
+}
+
+/// A lingering close (RFC 6455 §7.1.1: the server closes TCP once the client has answered):
+/// after the server's close frame, its side of the TCP connection is shut and what the peer
+/// still sends is read and dropped, until the peer closes or for at most [`LINGER`]. Closed
+/// at once instead, a connection with unread bytes (the rest of a frame over the limit, say)
+/// ends in a TCP reset, which can throw away the close frame before the peer reads it.
+async fn linger(socket: &mut WebSocket) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let io = socket.get_mut();
+    let drain = async {
+        io.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        while io.read(&mut sink).await? > 0 {}
+        Ok::<(), std::io::Error>(())
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
 const QUEUE_FULL: Close = Some((CLOSE_SLOW_CONSUMER, "outbound queue full"));
@@ -392,7 +415,7 @@ async fn write_batch(
 }
 
 /// The close to send after a read error, if the connection can still take one.
-pub fn close_for(err: tungstenite::Error) -> Close {
+fn close_for(err: tungstenite::Error) -> Close {
     use tungstenite::error::Error;
     match err {
         Error::Capacity(_) => Some((1009, "message too big")),

@@ -1,6 +1,7 @@
 //! How sockets end: disconnect announcements (§4.11) and the limits that close them.
 
 use super::*;
+use futures_util::SinkExt;
 
 // ---------------------------------------------------------------------------------------------
 // 6. Disconnect (§4.11)
@@ -69,6 +70,21 @@ async fn oversized_frame_closes_1009_and_announces() {
     assert_eq!(a.expect_close().await.0, 1009);
     assert_eq!(b.recv().await, left(r#""1""#, "alice"));
     b.expect_silence(200).await;
+}
+
+/// A frame far past the limit (and past the socket buffers): the server reads no more of it
+/// than the header, yet the sender's write completes and it reads its 1009, not a reset.
+#[tokio::test]
+async fn frame_far_over_the_limit_still_reads_its_1009() {
+    let (server, alice, bob) = lobby_with(&[("WS_MAX_MESSAGE_BYTES", "1024")]).await;
+    let (mut a, mut b) = both_in_lobby(&server, alice, bob).await;
+    let frame = send(r#""1""#, &format!("\"{}\"", "z".repeat(16 << 20)));
+    a.stream
+        .send(Message::text(frame))
+        .await
+        .expect("the whole frame is taken, not reset");
+    assert_eq!(a.expect_close().await.0, 1009);
+    assert_eq!(b.recv().await, left(r#""1""#, "alice"));
 }
 
 #[tokio::test]
