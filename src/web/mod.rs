@@ -86,6 +86,8 @@ pub struct Inner {
     pub login_failures: throttle::LoginFailures,
     /// Open sockets, re-checked by `revocation::run`.
     pub live_sockets: revocation::LiveSockets,
+    /// Where every socket's keep-alive grid starts (`socket::first_ping`).
+    pub ping_epoch: tokio::time::Instant,
 }
 
 impl std::ops::Deref for AppState {
@@ -145,6 +147,7 @@ impl AppState {
             user_sockets,
             login_failures,
             live_sockets: revocation::LiveSockets::default(),
+            ping_epoch: tokio::time::Instant::now(),
         }))
     }
 

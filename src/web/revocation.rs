@@ -16,12 +16,14 @@
 //! expired entry itself).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::Utc;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 use crate::config::SessionEngine;
+use crate::django::crypto::constant_time_eq;
 use crate::django::sessions::{self, AuthHashCheck};
 use crate::fanout::ConnId;
 use crate::web::AppState;
@@ -40,6 +42,42 @@ pub enum Control {
     Demote,
 }
 
+/// Where a socket's control waits for it: one slot, not a channel (a tokio channel allocates a
+/// block of 32 entries up front, 1.2 KB per socket, issue 12). A revocation replaces a pending
+/// demotion (leaving every room covers the staff-only ones); nothing replaces a revocation.
+#[derive(Default)]
+pub struct ControlSlot {
+    pending: Mutex<Option<Control>>,
+    ready: Notify,
+}
+
+impl ControlSlot {
+    fn put(&self, control: Control) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if !matches!(*pending, Some(Control::Revoke(..))) {
+            *pending = Some(control);
+        }
+        drop(pending);
+        self.ready.notify_one();
+    }
+
+    /// The next control, once one is put.
+    pub async fn recv(&self) -> Control {
+        loop {
+            let ready = self.ready.notified();
+            if let Some(control) = self
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+            {
+                return control;
+            }
+            ready.await;
+        }
+    }
+}
+
 /// One open socket, as its handshake saw it.
 struct Live {
     user_id: i64,
@@ -48,12 +86,18 @@ struct Live {
     session_key: Option<String>,
     auth_hash: String,
     is_staff: bool,
-    control: mpsc::Sender<Control>,
+    control: Arc<ControlSlot>,
+    /// The last pass whose snapshot held this socket.
+    pass: u64,
 }
 
 /// The open sockets of this process.
 #[derive(Clone, Default)]
-pub struct LiveSockets(Arc<Mutex<HashMap<ConnId, Live>>>);
+pub struct LiveSockets {
+    sockets: Arc<Mutex<HashMap<ConnId, Live>>>,
+    /// Passes of [`check`] begun.
+    passes: Arc<std::sync::atomic::AtomicU64>,
+}
 
 /// Keeps a socket registered until dropped.
 pub struct Registration {
@@ -69,7 +113,7 @@ impl Drop for Registration {
 
 impl LiveSockets {
     fn lock(&self) -> MutexGuard<'_, HashMap<ConnId, Live>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.sockets.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Registers a socket; its controls arrive on the returned receiver.
@@ -80,8 +124,8 @@ impl LiveSockets {
         session_key: Option<String>,
         auth_hash: String,
         is_staff: bool,
-    ) -> (Registration, mpsc::Receiver<Control>) {
-        let (control, rx) = mpsc::channel(4);
+    ) -> (Registration, Arc<ControlSlot>) {
+        let control = Arc::new(ControlSlot::default());
         self.lock().insert(
             id,
             Live {
@@ -89,7 +133,8 @@ impl LiveSockets {
                 session_key,
                 auth_hash,
                 is_staff,
-                control,
+                control: control.clone(),
+                pass: 0,
             },
         );
         (
@@ -97,7 +142,7 @@ impl LiveSockets {
                 sockets: self.clone(),
                 id,
             },
-            rx,
+            control,
         )
     }
 
@@ -132,18 +177,27 @@ pub async fn run(app: AppState) {
 pub async fn check(app: &AppState) -> Result<(), crate::store::StoreError> {
     // Only the sockets of this snapshot are judged: one registered while the queries run has
     // just been checked by its handshake, and its user may not be among those fetched.
-    let (checked, users, keys) = {
-        let live = app.live_sockets.lock();
+    // Nothing per socket is copied: each is marked with the pass, and its user and session
+    // key are gathered once per distinct value.
+    let pass = app.live_sockets.passes.fetch_add(1, Ordering::Relaxed) + 1;
+    let (users, keys) = {
+        let mut live = app.live_sockets.lock();
         if live.is_empty() {
             return Ok(());
         }
-        let checked: HashSet<ConnId> = live.keys().copied().collect();
-        let users: HashSet<i64> = live.values().map(|l| l.user_id).collect();
-        let keys: HashSet<String> = live
-            .values()
-            .filter_map(|l| l.session_key.clone())
-            .collect();
-        (checked, users, keys)
+        let mut users: HashSet<i64> = HashSet::new();
+        let mut keys: HashSet<&str> = HashSet::new();
+        for socket in live.values_mut() {
+            socket.pass = pass;
+        }
+        for socket in live.values() {
+            users.insert(socket.user_id);
+            if let Some(key) = &socket.session_key {
+                keys.insert(key);
+            }
+        }
+        let keys: Vec<String> = keys.into_iter().map(str::to_string).collect();
+        (users, keys)
     };
     let users: Vec<i64> = users.into_iter().collect();
     let found: HashMap<i64, crate::store::User> = app
@@ -153,7 +207,6 @@ pub async fn check(app: &AppState) -> Result<(), crate::store::StoreError> {
         .into_iter()
         .map(|u| (u.id, u))
         .collect();
-    let keys: Vec<String> = keys.into_iter().collect();
     // Signed cookies keep nothing server-side; every other engine must still hold the session.
     let engine = app.settings.session_engine;
     let stored = engine != SessionEngine::SignedCookies;
@@ -167,9 +220,10 @@ pub async fn check(app: &AppState) -> Result<(), crate::store::StoreError> {
     };
     let secret = app.settings.secret().to_string();
     let fallbacks = app.settings.fallback_secrets();
+    let mut expected: HashMap<i64, String> = HashMap::new();
     let mut live = app.live_sockets.lock();
-    for (id, socket) in live.iter_mut() {
-        if !checked.contains(id) {
+    for socket in live.values_mut() {
+        if socket.pass != pass {
             continue;
         }
         let control = match found.get(&socket.user_id) {
@@ -187,12 +241,21 @@ pub async fn check(app: &AppState) -> Result<(), crate::store::StoreError> {
                 Some(Control::Revoke(CLOSE_SESSION_ENDED, "session ended"))
             }
             Some(user) => {
-                let check = sessions::check_auth_hash(
-                    &socket.auth_hash,
-                    &user.password,
-                    &secret,
-                    &fallbacks,
-                );
+                // One HMAC per user and pass, not per socket (a user's sockets share it); only
+                // a hash that differs from the current one goes through the fallback keys.
+                let current = expected
+                    .entry(user.id)
+                    .or_insert_with(|| sessions::session_auth_hash(&user.password, &secret));
+                let check = if constant_time_eq(socket.auth_hash.as_bytes(), current.as_bytes()) {
+                    AuthHashCheck::Current
+                } else {
+                    sessions::check_auth_hash(
+                        &socket.auth_hash,
+                        &user.password,
+                        &secret,
+                        &fallbacks,
+                    )
+                };
                 if check == AuthHashCheck::Mismatch {
                     Some(Control::Revoke(CLOSE_PASSWORD_CHANGED, "password changed"))
                 } else if socket.is_staff && !user.is_staff {
@@ -204,8 +267,7 @@ pub async fn check(app: &AppState) -> Result<(), crate::store::StoreError> {
             }
         };
         if let Some(control) = control {
-            // A full control queue means the socket is already being told.
-            let _ = socket.control.try_send(control);
+            socket.control.put(control);
         }
     }
     Ok(())

@@ -327,6 +327,21 @@ async fn room_cache(store: &Store) {
     assert_eq!(none.get(id2).await.unwrap().unwrap().title, "Zero 2");
     assert!(none.is_empty());
 
+    // A crowd missing one id together (its entry expired) makes one query, not one each.
+    tokio::time::sleep(ttl + Duration::from_millis(50)).await;
+    let reads = cache.database_reads();
+    let crowd: Vec<_> = (0..200)
+        .map(|_| {
+            let c = cache.clone();
+            tokio::spawn(async move { c.get(id2).await.unwrap().unwrap().title })
+        })
+        .collect();
+    for task in crowd {
+        assert_eq!(task.await.unwrap(), "Zero 2");
+    }
+    assert_eq!(cache.database_reads(), reads + 1);
+    assert_eq!(cache.fetching(), 0);
+
     // Concurrent readers share one cache; clones see the same entries.
     let clone = cache.clone();
     let tasks: Vec<_> = (0..16)

@@ -4,7 +4,9 @@
 //! Each message is serialised once into a shared buffer (`Utf8Bytes` over `Bytes`, cloned by
 //! reference count to every member), and each socket's writer drains everything queued into
 //! one write before flushing. It answers join with `{"join": "<room>", "title": "Bench"}` and
-//! delivers `{"msg_type": 0, "room": …, "username": "bench", "message": …}`.
+//! delivers `{"msg_type": 0, "room": …, "username": "bench", "message": …}`. With `--notices`
+//! (scenario 8, whose server sends them) a join also sends the room an enter notice and a
+//! departure a leave notice (`{"msg_type": 4|5, "room": …, "username": "bench"}`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -20,18 +22,35 @@ const QUEUE: usize = 4096;
 
 type Rooms = Arc<RwLock<HashMap<String, Vec<(u64, mpsc::Sender<Utf8Bytes>)>>>>;
 
-pub async fn serve(port: u16) -> anyhow::Result<()> {
+pub async fn serve(port: u16, notices: bool) -> anyhow::Result<()> {
     let listener = TcpListener::bind(("127.0.0.1", port)).await?;
     let rooms: Rooms = Arc::default();
     let mut next_id = 0u64;
     loop {
         let (stream, _) = listener.accept().await?;
         next_id += 1;
-        tokio::spawn(connection(stream, next_id, rooms.clone()));
+        tokio::spawn(connection(stream, next_id, rooms.clone(), notices));
     }
 }
 
-async fn connection(stream: TcpStream, id: u64, rooms: Rooms) {
+/// Sends `frame` to every member of `room` (a full queue drops it; the bench counts the loss).
+fn broadcast(
+    map: &HashMap<String, Vec<(u64, mpsc::Sender<Utf8Bytes>)>>,
+    room: &str,
+    frame: Utf8Bytes,
+) {
+    for (_, member) in map.get(room).into_iter().flatten() {
+        let _ = member.try_send(frame.clone());
+    }
+}
+
+fn notice(kind: u8, room: &str) -> Utf8Bytes {
+    Utf8Bytes::from(format!(
+        r#"{{"msg_type": {kind}, "room": {room}, "username": "bench"}}"#
+    ))
+}
+
+async fn connection(stream: TcpStream, id: u64, rooms: Rooms, notices: bool) {
     let _ = stream.set_nodelay(true);
     let config = WebSocketConfig::default()
         .read_buffer_size(4096)
@@ -72,6 +91,9 @@ async fn connection(stream: TcpStream, id: u64, rooms: Rooms) {
                 let _ = tx.try_send(Utf8Bytes::from(ack));
                 let mut map = rooms.write().unwrap_or_else(|e| e.into_inner());
                 map.entry(room.clone()).or_default().push((id, tx.clone()));
+                if notices {
+                    broadcast(&map, &room, notice(4, &room));
+                }
                 joined.push(room);
             }
             Some("send") => {
@@ -80,10 +102,7 @@ async fn connection(stream: TcpStream, id: u64, rooms: Rooms) {
                     cmd["message"]
                 ));
                 let map = rooms.read().unwrap_or_else(|e| e.into_inner());
-                for (_, member) in map.get(&room).into_iter().flatten() {
-                    // A full queue drops the frame; the bench reports it as loss.
-                    let _ = member.try_send(frame.clone());
-                }
+                broadcast(&map, &room, frame);
             }
             _ => {}
         }
@@ -92,6 +111,9 @@ async fn connection(stream: TcpStream, id: u64, rooms: Rooms) {
     for room in joined {
         if let Some(members) = map.get_mut(&room) {
             members.retain(|(member, _)| *member != id);
+        }
+        if notices {
+            broadcast(&map, &room, notice(5, &room));
         }
     }
     drop(map);

@@ -92,6 +92,7 @@ async fn on_server(
     let room = run.rooms[0];
     let layout = Layout {
         addrs: vec![server.addr],
+        sources: Vec::new(),
         rooms: vec![room],
         clients: sizes.clients.saturating_sub(3).max(1),
         senders: sizes.senders,
@@ -99,13 +100,14 @@ async fn on_server(
         read_buffer: BUSY_READ_BUFFER,
         concurrency: 64,
         connect_limit: Duration::from_secs(120),
+        track_last: false,
     };
     let (mut swarm, _) = Swarm::connect(&layout).await.context("victims")?;
     let member = |i: usize| {
         let cookie = cookies[i % cookies.len()].clone();
         let addr = server.addr;
         async move {
-            let mut ws = connect(addr, Some(&cookie), BUSY_READ_BUFFER).await?;
+            let mut ws = connect(addr, None, Some(&cookie), BUSY_READ_BUFFER).await?;
             join(&mut ws, room).await?;
             anyhow::Ok(ws)
         }

@@ -8,8 +8,8 @@
 //! the collector contends, once per step), so the receiving side scales with the runtime's
 //! threads and allocates nothing per message beyond what the WebSocket codec does.
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,8 @@ use anyhow::{Context, anyhow, bail};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::header::COOKIE;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -38,13 +39,26 @@ pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000, 2).expect("valid histogram bounds")
 }
 
-/// Opens a WebSocket to `/chat/stream/`, with the session cookie when the target has logins.
+/// Opens a WebSocket to `/chat/stream/`, with the session cookie when the target has logins,
+/// from the loopback `source` address when one is given (each source address has its own
+/// ~28,000 ephemeral ports, so 100,000 sockets need several: 127.0.0.2, .3, …).
 pub async fn connect(
     addr: SocketAddr,
+    source: Option<IpAddr>,
     cookie: Option<&str>,
     read_buffer: usize,
 ) -> anyhow::Result<Ws> {
-    let stream = TcpStream::connect(addr).await.context("TCP connect")?;
+    let stream = match source {
+        None => TcpStream::connect(addr).await.context("TCP connect")?,
+        Some(ip) => {
+            let socket = TcpSocket::new_v4()?;
+            no_port_at_bind(&socket);
+            socket
+                .bind(SocketAddr::new(ip, 0))
+                .with_context(|| format!("binding a source port on {ip}"))?;
+            socket.connect(addr).await.context("TCP connect")?
+        }
+    };
     stream.set_nodelay(true)?;
     let mut request = format!("ws://{addr}/chat/stream/").into_client_request()?;
     if let Some(cookie) = cookie {
@@ -57,6 +71,24 @@ pub async fn connect(
         .await
         .context("WebSocket handshake")?;
     Ok(ws)
+}
+
+/// `IP_BIND_ADDRESS_NO_PORT`: the kernel picks the source port at connect time, for the whole
+/// 4-tuple, instead of at bind time, where finding a port no other socket of that address
+/// holds gets slower with every socket bound (tens of thousands of sockets).
+fn no_port_at_bind(socket: &TcpSocket) {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt reads `on` for the length given; the descriptor is the socket's own.
+    unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
 }
 
 /// Sends a join and waits for its ack (`{"join": …}`); an `{"error": …}` reply fails.
@@ -92,6 +124,8 @@ pub struct Slot {
     tally: Mutex<Tally>,
     /// Set when the server closed the socket or it failed: every later delivery is lost.
     closed: AtomicBool,
+    /// Leave notices received (`{"msg_type": 5, …}`), whatever the step.
+    leaves: AtomicU64,
 }
 
 impl Slot {
@@ -104,6 +138,7 @@ impl Slot {
                 hist: histogram(),
             }),
             closed: AtomicBool::new(false),
+            leaves: AtomicU64::new(0),
         }
     }
 
@@ -112,9 +147,9 @@ impl Slot {
     }
 }
 
-/// Finds `bench <step> <sender> <seq> <sent_us>` in a delivered frame: (step, sent_us). Only
-/// the frame's head is searched, so a large frame (scenario 7's flood) costs no scan.
-fn parse_bench_message(frame: &str) -> Option<(u32, u64)> {
+/// Finds `bench <step> <sender> <seq> <sent_us>` in a delivered frame: (step, seq, sent_us).
+/// Only the frame's head is searched, so a large frame (scenario 7's flood) costs no scan.
+fn parse_bench_message(frame: &str) -> Option<(u32, u64, u64)> {
     const KEY: &[u8] = br#""message": "bench "#;
     const HEAD: usize = 256;
     let head = &frame.as_bytes()[..frame.len().min(HEAD)];
@@ -123,16 +158,70 @@ fn parse_bench_message(frame: &str) -> Option<(u32, u64)> {
     let end = rest.find('"')?;
     let mut fields = rest[..end].split(' ');
     let step = fields.next()?.parse().ok()?;
-    let sent = fields.nth(2)?.parse().ok()?;
-    Some((step, sent))
+    let seq = fields.nth(1)?.parse().ok()?;
+    let sent = fields.next()?.parse().ok()?;
+    Some((step, seq, sent))
 }
 
-async fn receive(mut stream: SplitStream<Ws>, slot: Arc<Slot>) {
+/// The latest receipt of each message of one sender, for the latency to a room's last member
+/// (scenario 9): indexed by the message's sequence number, the largest latency seen (µs).
+pub struct Lasts {
+    step: AtomicU64,
+    latest: Vec<AtomicU64>,
+}
+
+/// Messages a step may send and still have their last receipts tracked.
+const LAST_SEQS: usize = 1 << 16;
+
+impl Lasts {
+    fn new() -> Lasts {
+        Lasts {
+            step: AtomicU64::new(0),
+            latest: (0..LAST_SEQS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn record(&self, step: u32, seq: u64, latency: u64) {
+        if self.step.load(Ordering::Relaxed) == u64::from(step)
+            && let Some(slot) = self.latest.get(seq as usize)
+        {
+            slot.fetch_max(latency, Ordering::Relaxed);
+        }
+    }
+
+    fn begin(&self, step: u32) {
+        for slot in &self.latest {
+            slot.store(0, Ordering::Relaxed);
+        }
+        self.step.store(u64::from(step), Ordering::Release);
+    }
+
+    /// The histogram of the first `sent` messages' last-receipt latencies (those received).
+    fn histogram(&self, sent: u64) -> Histogram<u64> {
+        let mut hist = histogram();
+        for slot in self.latest.iter().take(sent as usize) {
+            let latency = slot.load(Ordering::Relaxed);
+            if latency > 0 {
+                hist.saturating_record(latency);
+            }
+        }
+        hist
+    }
+}
+
+const LEAVE_NOTICE: &str = r#"{"msg_type": 5,"#;
+
+async fn receive(mut stream: SplitStream<Ws>, slot: Arc<Slot>, lasts: Option<Arc<Lasts>>) {
     while let Some(msg) = stream.next().await {
         match msg {
             Ok(Message::Text(text)) => {
-                if let Some((step, sent)) = parse_bench_message(text.as_str()) {
+                if text.starts_with(LEAVE_NOTICE) {
+                    slot.leaves.fetch_add(1, Ordering::Relaxed);
+                } else if let Some((step, seq, sent)) = parse_bench_message(text.as_str()) {
                     let latency = now_us().saturating_sub(sent).max(1);
+                    if let Some(lasts) = &lasts {
+                        lasts.record(step, seq, latency);
+                    }
                     let mut tally = slot.lock();
                     if tally.step == step {
                         tally.received += 1;
@@ -155,11 +244,14 @@ struct Member {
     slot: Arc<Slot>,
     /// The write half; taken by a sender task for the length of a step.
     sink: Option<Sink>,
+    receiver: JoinHandle<()>,
 }
 
 /// How a swarm is laid out: which room and which server each client uses.
 pub struct Layout {
     pub addrs: Vec<SocketAddr>,
+    /// Loopback source addresses, round-robin (empty: the system's choice).
+    pub sources: Vec<IpAddr>,
     /// Room ids (database ids; the bare server accepts any).
     pub rooms: Vec<i64>,
     pub clients: usize,
@@ -170,6 +262,8 @@ pub struct Layout {
     pub concurrency: usize,
     /// Give up connecting after this long.
     pub connect_limit: Duration,
+    /// Track each message's last receipt (`StepResult::last`; one sender only).
+    pub track_last: bool,
 }
 
 /// Connected, joined clients with a receiver task each.
@@ -178,6 +272,7 @@ pub struct Swarm {
     rooms: Vec<i64>,
     senders: Vec<usize>,
     step: u32,
+    lasts: Option<Arc<Lasts>>,
 }
 
 /// The outcome of one step at a fixed offered rate.
@@ -192,6 +287,8 @@ pub struct StepResult {
     /// The senders could not keep the offered rate (the server pushed back).
     pub behind: bool,
     pub hist: Histogram<u64>,
+    /// Per message, the latency to its last receipt (layouts with `track_last`).
+    pub last: Option<Histogram<u64>>,
 }
 
 impl StepResult {
@@ -209,11 +306,14 @@ impl StepResult {
     }
 }
 
-/// Connects `count` sockets round-robin over `addrs` with cookies round-robin over `cookies`,
-/// `concurrency` handshakes at a time, each joined to `rooms[i % rooms.len()]`. Returns them
-/// and the time it took. Fails if any socket fails or `limit` passes first.
+/// Connects `count` sockets round-robin over `addrs` (from `sources`, round-robin, when given)
+/// with cookies round-robin over `cookies`, `concurrency` handshakes at a time, each joined to
+/// `rooms[i % rooms.len()]`. Returns them and the time it took. Fails if any socket fails or
+/// `limit` passes first.
+#[allow(clippy::too_many_arguments)]
 pub async fn connect_many(
     addrs: &[SocketAddr],
+    sources: &[IpAddr],
     rooms: &[i64],
     cookies: &[Option<String>],
     count: usize,
@@ -227,8 +327,9 @@ pub async fn connect_many(
             let addr = addrs[i % addrs.len()];
             let room = rooms[i % rooms.len()];
             let cookie = cookies[i % cookies.len()].clone();
+            let source = (!sources.is_empty()).then(|| sources[i % sources.len()]);
             async move {
-                let mut ws = connect(addr, cookie.as_deref(), read_buffer).await?;
+                let mut ws = connect(addr, source, cookie.as_deref(), read_buffer).await?;
                 join(&mut ws, room).await?;
                 anyhow::Ok(ws)
             }
@@ -254,6 +355,7 @@ impl Swarm {
     pub async fn connect(layout: &Layout) -> anyhow::Result<(Swarm, Duration)> {
         let (sockets, took) = connect_many(
             &layout.addrs,
+            &layout.sources,
             &layout.rooms,
             &layout.cookies,
             layout.clients,
@@ -263,17 +365,19 @@ impl Swarm {
         )
         .await?;
         let rooms = layout.rooms.len();
+        let lasts = layout.track_last.then(|| Arc::new(Lasts::new()));
         let members = sockets
             .into_iter()
             .enumerate()
             .map(|(i, ws)| {
                 let (sink, stream) = ws.split();
                 let slot = Arc::new(Slot::new());
-                tokio::spawn(receive(stream, slot.clone()));
+                let receiver = tokio::spawn(receive(stream, slot.clone(), lasts.clone()));
                 Member {
                     room: i % rooms,
                     slot,
                     sink: Some(sink),
+                    receiver,
                 }
             })
             .collect::<Vec<_>>();
@@ -284,6 +388,7 @@ impl Swarm {
             rooms: layout.rooms.clone(),
             senders,
             step: 0,
+            lasts,
         };
         Ok((swarm, took))
     }
@@ -300,6 +405,9 @@ impl Swarm {
     /// counted as stale from now on.
     fn begin_step(&mut self) -> u32 {
         self.step += 1;
+        if let Some(lasts) = &self.lasts {
+            lasts.begin(self.step);
+        }
         for m in &self.members {
             let mut tally = m.slot.lock();
             tally.step = self.step;
@@ -356,11 +464,13 @@ impl Swarm {
         }
         let started = Instant::now();
         let mut expected = 0;
+        let mut messages = 0;
         let mut behind = false;
         for (&i, task) in self.senders.clone().iter().zip(tasks) {
             let (sink, sent, planned) = task.await?;
             let room = self.members[i].room;
             expected += sent * sizes[room];
+            messages += sent;
             behind |= (sent as f64) < planned * 0.95 - 1.0;
             self.members[i].sink = sink;
         }
@@ -390,7 +500,39 @@ impl Swarm {
             closed,
             behind,
             hist,
+            last: self.lasts.as_ref().map(|l| l.histogram(messages)),
         })
+    }
+
+    /// Drops the first `n` members' connections at once (no close frame: their TCP
+    /// connections just end) and returns how many leave notices the others should then get:
+    /// one per departed member of their room.
+    pub fn disconnect_first(&mut self, n: usize) -> u64 {
+        let n = n.min(self.members.len());
+        let mut gone = vec![0u64; self.rooms.len()];
+        for m in self.members.drain(..n) {
+            gone[m.room] += 1;
+            m.receiver.abort();
+            drop(m.sink);
+        }
+        self.senders.retain(|&i| i >= n);
+        for i in &mut self.senders {
+            *i -= n;
+        }
+        let sizes = self.room_sizes();
+        sizes
+            .iter()
+            .zip(&gone)
+            .map(|(left, gone)| left * gone)
+            .sum()
+    }
+
+    /// Leave notices received so far, over every member.
+    pub fn leaves(&self) -> u64 {
+        self.members
+            .iter()
+            .map(|m| m.slot.leaves.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// After an overloaded step: waits until late deliveries stop arriving (at most `limit`),
@@ -429,16 +571,17 @@ struct Pace {
     stop: Arc<AtomicBool>,
 }
 
-/// Sends on schedule, checking the clock every millisecond and writing whatever is due in one
-/// flush. Returns the sink (None if the socket failed), messages sent and messages planned.
+/// Sends on schedule: sleeps until the next message is due (at least 1 ms, at most 100 ms, so
+/// a sender of 0.1 message/s does not wake 1,000 times a second) and writes whatever is due in
+/// one flush. Returns the sink (None if the socket failed), messages sent and messages planned.
 async fn send_paced(mut sink: Sink, pace: Pace) -> (Option<Sink>, u64, f64) {
     let started = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_millis(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut sent = 0u64;
     let mut text = String::with_capacity(128);
     let ok = loop {
-        tick.tick().await;
+        let next_due = ((sent + 1) as f64 - pace.phase).max(0.0) / pace.per_sec.max(1e-9);
+        let wait = (next_due - started.elapsed().as_secs_f64()).clamp(0.001, 0.1);
+        tokio::time::sleep(Duration::from_secs_f64(wait)).await;
         let elapsed = started.elapsed();
         if elapsed >= pace.duration || pace.stop.load(Ordering::Acquire) {
             break true;
@@ -486,7 +629,7 @@ mod tests {
     fn finds_the_step_and_send_time_in_a_delivered_frame() {
         let frame =
             r#"{"msg_type": 0, "room": 3, "username": "u", "message": "bench 7 2 41 123456"}"#;
-        assert_eq!(parse_bench_message(frame), Some((7, 123_456)));
+        assert_eq!(parse_bench_message(frame), Some((7, 41, 123_456)));
         assert_eq!(parse_bench_message(r#"{"join": "3", "title": "t"}"#), None);
     }
 }

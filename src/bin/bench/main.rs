@@ -11,13 +11,16 @@
 //! * `login`: logging in through the real login page;
 //! * `load`: the WebSocket clients, paced senders and per-step delivery statistics;
 //! * `scenarios`: scenarios 1–5 built from those parts, `scale_out`: scenario 6 on each
-//!   channel-layer format, and `hostile`: scenario 7, a room with a flooder and a stopped reader;
+//!   channel-layer format, `hostile`: scenario 7, a room with a flooder and a stopped reader,
+//!   `members`: scenario 8, many members on one process, and `big_room`: scenario 9;
 //! * `report`: the table, the ratios and the machine-readable `RESULT` lines.
 
 mod bare;
+mod big_room;
 mod hostile;
 mod load;
 mod login;
+mod members;
 mod report;
 mod scale_out;
 mod scenarios;
@@ -38,7 +41,7 @@ pub struct Args {
     /// Targets to measure (repeat or comma-separate); default all four.
     #[arg(long = "target", value_delimiter = ',')]
     pub targets: Vec<Target>,
-    /// Scenarios to run (1–7; repeat or comma-separate); default all.
+    /// Scenarios to run (1–9; repeat or comma-separate); default all.
     #[arg(long = "scenario", value_delimiter = ',')]
     pub scenarios: Vec<u8>,
     /// Channel-layer formats of scenario 6 (repeat or comma-separate); default all three.
@@ -88,6 +91,17 @@ pub struct Args {
     /// Seconds of each of scenario 7's two runs (clean, hostile).
     #[arg(long)]
     pub hostile_secs: Option<f64>,
+    /// Members of scenario 8 (spread over `--member-rooms` rooms).
+    #[arg(long)]
+    pub members: Option<usize>,
+    #[arg(long)]
+    pub member_rooms: Option<usize>,
+    /// Seconds scenario 8 measures the idle server's CPU.
+    #[arg(long)]
+    pub idle_secs: Option<f64>,
+    /// Members of scenario 9's one room.
+    #[arg(long)]
+    pub big_room: Option<usize>,
     /// Seconds each offered rate of a step-up lasts.
     #[arg(long)]
     pub step_secs: Option<f64>,
@@ -115,7 +129,13 @@ pub struct Args {
 #[derive(Subcommand, Debug, Clone)]
 pub enum Cmd {
     /// Runs the bare reference server on 127.0.0.1:PORT (used by the bench itself).
-    ServeBare { port: u16 },
+    ServeBare {
+        port: u16,
+        /// Send enter and leave notices, as Whisper does with
+        /// `NOTIFY_USERS_ON_ENTER_OR_LEAVE_ROOMS` (scenario 8).
+        #[arg(long)]
+        notices: bool,
+    },
 }
 
 /// How scenario 6's two Whisper processes talk over Redis.
@@ -185,6 +205,10 @@ pub struct Sizes {
     pub logins: usize,
     pub hostile_secs: f64,
     pub users: usize,
+    pub members: usize,
+    pub member_rooms: usize,
+    pub idle_secs: f64,
+    pub big_room: usize,
     pub step_secs: f64,
     pub start_rate: u64,
     pub max_rate: u64,
@@ -207,6 +231,10 @@ impl Sizes {
             logins: a.logins.unwrap_or(50),
             hostile_secs: a.hostile_secs.unwrap_or(if q { 12.0 } else { 20.0 }),
             users: a.users.unwrap_or(if q { 4 } else { 10 }),
+            members: a.members.unwrap_or(if q { 10_000 } else { 100_000 }),
+            member_rooms: a.member_rooms.unwrap_or(if q { 100 } else { 1000 }),
+            idle_secs: a.idle_secs.unwrap_or(if q { 10.0 } else { 60.0 }),
+            big_room: a.big_room.unwrap_or(if q { 2_000 } else { 10_000 }),
             step_secs: a.step_secs.unwrap_or(if q { 1.0 } else { 2.0 }),
             start_rate: a.start_rate.unwrap_or(250),
             max_rate: a.max_rate.unwrap_or(8_000_000),
@@ -224,8 +252,8 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    if let Some(Cmd::ServeBare { port }) = args.command {
-        return match runtime.block_on(bare::serve(port)) {
+    if let Some(Cmd::ServeBare { port, notices }) = args.command {
+        return match runtime.block_on(bare::serve(port, notices)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("bench serve-bare: {e:#}");
@@ -243,7 +271,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let sizes = Sizes::from_args(&args);
+    let mut sizes = Sizes::from_args(&args);
     let mut targets = if args.targets.is_empty() {
         Target::ALL.to_vec()
     } else {
@@ -251,15 +279,24 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     targets.dedup();
     let mut wanted: Vec<u8> = if args.scenarios.is_empty() {
-        (1..=7).collect()
+        (1..=9).collect()
     } else {
         args.scenarios.clone()
     };
     wanted.sort_unstable();
     wanted.dedup();
-    if let Some(bad) = wanted.iter().find(|s| !(1..=7).contains(*s)) {
-        anyhow::bail!("no scenario {bad} (there are 1 to 7)");
+    if let Some(bad) = wanted.iter().find(|s| !(1..=9).contains(*s)) {
+        anyhow::bail!("no scenario {bad} (there are 1 to 9)");
     }
+    if !wanted.contains(&8) {
+        sizes.member_rooms = 0;
+    }
+    // Scenario 8 holds a descriptor per member; the servers started from here inherit this.
+    let (open_files, why) = members::raise_open_files();
+    eprintln!(
+        "bench: descriptor limit {open_files}{}",
+        why.map(|w| format!(" ({w})")).unwrap_or_default()
+    );
     let mut layers = if args.layers.is_empty() {
         Layer::ALL.to_vec()
     } else {

@@ -3,6 +3,8 @@
 //! the CI smoke test. Everything human-oriented goes to stdout after the run; progress went to
 //! stderr while it ran.
 
+mod scale;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -21,6 +23,8 @@ pub struct Report {
     values: BTreeMap<(Target, &'static str), f64>,
     results: Vec<String>,
     failures: Vec<String>,
+    /// Printed under the table (e.g. why a scenario ran smaller than asked).
+    notes: Vec<String>,
 }
 
 impl Report {
@@ -33,6 +37,7 @@ impl Report {
             values: BTreeMap::new(),
             results: Vec::new(),
             failures: Vec::new(),
+            notes: Vec::new(),
         }
     }
 
@@ -69,6 +74,14 @@ impl Report {
             7 => format!(
                 "7 hostile room, {} members @{}/s: victims' p99 clean → hostile, loss, peak RSS",
                 s.clients, s.latency_rate
+            ),
+            8 => format!(
+                "8 members on one process ({} asked, {} rooms): joins/s, RSS/member; p99 @{}/s one room → all; idle CPU; leave notices",
+                s.members, s.member_rooms, s.latency_rate
+            ),
+            9 => format!(
+                "9 one room of {}: zero-loss deliveries/s, last-member p99; another room's p99",
+                s.big_room
             ),
             _ => self.layer_row(Layer::Own),
         }
@@ -436,6 +449,7 @@ impl Report {
                 )),
             }
         }
+        self.scale_lines(&mut lines);
         lines
     }
 
@@ -469,6 +483,9 @@ impl Report {
         println!();
         for line in self.target_lines() {
             println!("{line}");
+        }
+        for note in &self.notes {
+            println!("NOTE {note}");
         }
         for failure in &self.failures {
             println!("FAILED {failure}");

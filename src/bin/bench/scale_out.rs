@@ -47,6 +47,7 @@ pub async fn two_processes(
         let cookies = login_all(&a.base_url(), &run.users, PASSWORD).await?;
         let layout = Layout {
             addrs: vec![a.addr, b.addr],
+            sources: Vec::new(),
             rooms: vec![run.rooms[0]],
             clients: sizes.clients,
             senders: sizes.senders,
@@ -54,6 +55,7 @@ pub async fn two_processes(
             read_buffer: BUSY_READ_BUFFER,
             concurrency: 64,
             connect_limit: Duration::from_secs(60),
+            track_last: false,
         };
         let (mut swarm, _) = Swarm::connect(&layout).await?;
         // Let both processes' Redis subscriptions settle before measuring.

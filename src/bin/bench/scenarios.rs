@@ -14,7 +14,9 @@
 //!    pub/sub and core (`CHANNEL_LAYERS`, default `capacity`); both processes' loss counters
 //!    (`/healthz`) and, on the core layer, the peak queue length (`ZCARD`) come with it;
 //! 7. a hostile room (Whisper only, `hostile`): victims at `latency_rate` beside a flooder and
-//!    a stopped reader, against the same run without them.
+//!    a stopped reader, against the same run without them;
+//! 8. `members` authenticated members in `member_rooms` rooms on one process (`members`);
+//! 9. one room of `big_room` members, and a small room beside it (`big_room`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,7 +29,7 @@ use crate::login::{http_client, login, login_all};
 use crate::report::Report;
 use crate::servers::Server;
 use crate::setup::{PASSWORD, Run};
-use crate::{Layer, Sizes, Target, hostile, scale_out};
+use crate::{Layer, Sizes, Target, big_room, hostile, members, scale_out};
 
 /// Client read buffer for measured traffic (fewer reads at high rates) and for idle sockets.
 pub const BUSY_READ_BUFFER: usize = 64 * 1024;
@@ -60,6 +62,18 @@ pub async fn run_target(
             report.cell(target, 6, "not run: two Whisper processes only");
         }
     }
+    if wanted.contains(&8)
+        && let Err(e) = members::members(run, sizes, target, report).await
+    {
+        eprintln!("bench: {}: scenario 8: {e:#}", target.name());
+        report.failed(target, &format!("scenario 8: {e:#}"));
+    }
+    if wanted.contains(&9)
+        && let Err(e) = big_room::big_room(run, sizes, target, report).await
+    {
+        eprintln!("bench: {}: scenario 9: {e:#}", target.name());
+        report.failed(target, &format!("scenario 9: {e:#}"));
+    }
     if wanted.contains(&7) {
         if target == Target::Whisper {
             if let Err(e) = hostile::hostile_room(run, sizes, report).await {
@@ -81,24 +95,13 @@ async fn single_server(
     report: &mut Report,
 ) -> anyhow::Result<()> {
     let target = server.target;
-    let cookies: Vec<Option<String>> = if target == Target::Bare {
-        vec![None]
-    } else {
-        let started = Instant::now();
-        let cookies = login_all(&server.base_url(), &run.users, PASSWORD).await?;
-        eprintln!(
-            "bench: {}: {} users logged in through the login page in {:.1} s",
-            target.name(),
-            cookies.len(),
-            started.elapsed().as_secs_f64()
-        );
-        cookies.into_iter().map(Some).collect()
-    };
+    let cookies = cookies_for(run, server).await?;
     let connect_limit = connect_limit(sizes, target);
 
     if wanted.iter().any(|s| matches!(s, 1 | 3 | 5)) {
         let layout = Layout {
             addrs: vec![server.addr],
+            sources: Vec::new(),
             rooms: vec![run.rooms[0]],
             clients: sizes.clients,
             senders: sizes.senders,
@@ -106,6 +109,7 @@ async fn single_server(
             read_buffer: BUSY_READ_BUFFER,
             concurrency: 64,
             connect_limit,
+            track_last: false,
         };
         let (mut swarm, took) = Swarm::connect(&layout)
             .await
@@ -148,6 +152,7 @@ async fn single_server(
         let rooms: Vec<i64> = run.rooms.iter().copied().take(sizes.rooms).collect();
         let layout = Layout {
             addrs: vec![server.addr],
+            sources: Vec::new(),
             senders: rooms.len(),
             rooms,
             clients: sizes.many_clients,
@@ -155,6 +160,7 @@ async fn single_server(
             read_buffer: BUSY_READ_BUFFER,
             concurrency: 64,
             connect_limit,
+            track_last: false,
         };
         match Swarm::connect(&layout).await {
             Ok((mut swarm, took)) => {
@@ -179,6 +185,23 @@ async fn single_server(
         connect_scenario(run, sizes, target, &cookies, report).await?;
     }
     Ok(())
+}
+
+/// The run's users logged in through `server`'s login page: their session cookies (none for
+/// the bare server, which has no logins).
+pub async fn cookies_for(run: &Run, server: &Server) -> anyhow::Result<Vec<Option<String>>> {
+    if server.target == Target::Bare {
+        return Ok(vec![None]);
+    }
+    let started = Instant::now();
+    let cookies = login_all(&server.base_url(), &run.users, PASSWORD).await?;
+    eprintln!(
+        "bench: {}: {} users logged in through the login page in {:.1} s",
+        server.target.name(),
+        cookies.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(cookies.into_iter().map(Some).collect())
 }
 
 fn connect_limit(sizes: &Sizes, target: Target) -> Duration {
@@ -345,6 +368,7 @@ async fn connect_scenario(
     let rooms = &run.rooms[..1];
     let warm = connect_many(
         &[server.addr],
+        &[],
         rooms,
         cookies,
         1,
@@ -360,6 +384,7 @@ async fn connect_scenario(
     let limit = connect_limit(sizes, target);
     match connect_many(
         &[server.addr],
+        &[],
         rooms,
         cookies,
         n,

@@ -98,6 +98,14 @@ impl Server {
         for (k, v) in extra {
             cmd.env(k, v);
         }
+        // The bare server sends notices when Whisper is asked to (scenario 8).
+        if target == Target::Bare
+            && extra
+                .iter()
+                .any(|(k, v)| *k == "NOTIFY_USERS_ON_ENTER_OR_LEAVE_ROOMS" && v == "true")
+        {
+            cmd.arg("--notices");
+        }
         let log = log_path(&run.dir, tag);
         let file = std::fs::File::create(&log)?;
         cmd.stdin(Stdio::null())
@@ -187,6 +195,27 @@ impl Server {
             let _ = self.child.wait().await;
         }
     }
+}
+
+/// CPU time a process has used so far (user + system, `/proc/<pid>/stat`), in seconds.
+pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) may hold spaces; the fields after its ')' are fixed.
+    let rest = stat
+        .rsplit_once(')')
+        .context("no ')' in /proc/<pid>/stat")?
+        .1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let ticks: u64 = fields
+        .get(11..13)
+        .context("short /proc/<pid>/stat")?
+        .iter()
+        .map(|f| f.parse::<u64>())
+        .sum::<Result<u64, _>>()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Ok(ticks as f64 / per_sec)
 }
 
 /// Resident memory of a process in KiB (`VmRSS` in `/proc/<pid>/status`).
