@@ -12,9 +12,12 @@
 //! * `load`: the WebSocket clients, paced senders and per-step delivery statistics;
 //! * `scenarios`: scenarios 1–5 built from those parts, `scale_out`: scenario 6 on each
 //!   channel-layer format, and `hostile`: scenario 7, a room with a flooder and a stopped reader;
+//! * `cost`: `--instructions`, callgrind's instructions per delivered frame against the bare
+//!   server;
 //! * `report`: the table, the ratios and the machine-readable `RESULT` lines.
 
 mod bare;
+mod cost;
 mod hostile;
 mod load;
 mod login;
@@ -107,6 +110,19 @@ pub struct Args {
     /// `--whisper-wrap "valgrind --tool=callgrind --callgrind-out-file=/tmp/whisper.cg"`.
     #[arg(long)]
     pub whisper_wrap: Option<String>,
+    /// Instead of the scenarios: Ir per delivered frame under callgrind for the local,
+    /// big-room and Redis (`--layer`) paths, against the bare server (`cost`).
+    #[arg(long)]
+    pub instructions: bool,
+    /// `--instructions`: messages sent while counting (default 200, `--quick` 50).
+    #[arg(long)]
+    pub messages: Option<u64>,
+    /// `--instructions`: members of the big room (default 2000).
+    #[arg(long)]
+    pub big_room: Option<usize>,
+    /// `--instructions`: functions shown of the local path's profiles, by self cost.
+    #[arg(long, default_value_t = 15)]
+    pub top: usize,
     /// Keep the run directory (database, server logs) instead of deleting it.
     #[arg(long)]
     pub keep: bool,
@@ -244,6 +260,9 @@ fn main() -> ExitCode {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let sizes = Sizes::from_args(&args);
+    if args.instructions {
+        return cost::run(&args, &sizes).await;
+    }
     let mut targets = if args.targets.is_empty() {
         Target::ALL.to_vec()
     } else {
