@@ -13,10 +13,13 @@
 //! * `scenarios`: scenarios 1–5 built from those parts, `scale_out`: scenario 6 on each
 //!   channel-layer format, `hostile`: scenario 7, a room with a flooder and a stopped reader,
 //!   `members`: scenario 8, many members on one process, and `big_room`: scenario 9;
+//! * `cost`: `--instructions`, callgrind's instructions per delivered frame against the bare
+//!   server;
 //! * `report`: the table, the ratios and the machine-readable `RESULT` lines.
 
 mod bare;
 mod big_room;
+mod cost;
 mod hostile;
 mod load;
 mod login;
@@ -99,7 +102,7 @@ pub struct Args {
     /// Seconds scenario 8 measures the idle server's CPU.
     #[arg(long)]
     pub idle_secs: Option<f64>,
-    /// Members of scenario 9's one room.
+    /// Members of scenario 9's one room (`--instructions`: of its big room, default 2000).
     #[arg(long)]
     pub big_room: Option<usize>,
     /// Seconds each offered rate of a step-up lasts.
@@ -121,6 +124,16 @@ pub struct Args {
     /// `--whisper-wrap "valgrind --tool=callgrind --callgrind-out-file=/tmp/whisper.cg"`.
     #[arg(long)]
     pub whisper_wrap: Option<String>,
+    /// Instead of the scenarios: Ir per delivered frame under callgrind for the local,
+    /// big-room and Redis (`--layer`) paths, against the bare server (`cost`).
+    #[arg(long)]
+    pub instructions: bool,
+    /// `--instructions`: messages sent while counting (default 200, `--quick` 50).
+    #[arg(long)]
+    pub messages: Option<u64>,
+    /// `--instructions`: functions shown of the local path's profiles, by self cost.
+    #[arg(long, default_value_t = 15)]
+    pub top: usize,
     /// Keep the run directory (database, server logs) instead of deleting it.
     #[arg(long)]
     pub keep: bool,
@@ -272,6 +285,9 @@ fn main() -> ExitCode {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let mut sizes = Sizes::from_args(&args);
+    if args.instructions {
+        return cost::run(&args, &sizes).await;
+    }
     let mut targets = if args.targets.is_empty() {
         Target::ALL.to_vec()
     } else {

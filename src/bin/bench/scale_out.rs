@@ -22,24 +22,7 @@ pub async fn two_processes(
     layer: Layer,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    let prefix = format!("{}{}-", run.prefix, layer.name());
-    let backend = match layer {
-        Layer::Own => None,
-        Layer::Pubsub => Some("channels_redis.pubsub.RedisPubSubChannelLayer"),
-        Layer::Core => Some("channels_redis.core.RedisChannelLayer"),
-    };
-    let env = match backend {
-        None => vec![
-            ("REDIS_URL", run.redis_url.clone()),
-            ("REDIS_PREFIX", prefix.clone()),
-        ],
-        Some(backend) => vec![(
-            "CHANNEL_LAYERS",
-            serde_json::json!({"default": {"BACKEND": backend,
-                "CONFIG": {"hosts": [run.redis_url], "prefix": prefix}}})
-            .to_string(),
-        )],
-    };
+    let (prefix, env) = layer_env(run, layer);
     let tag = format!("whisper-redis-{}", layer.name());
     let a = Server::start(run, Target::Whisper, &env, &format!("{tag}-a")).await?;
     let b = Server::start(run, Target::Whisper, &env, &format!("{tag}-b")).await?;
@@ -77,6 +60,29 @@ pub async fn two_processes(
     let (best, counters) = result?;
     report.two_processes(layer, best, &counters);
     Ok(())
+}
+
+/// The Redis key/channel prefix of `layer`'s run and the environment that selects it.
+pub fn layer_env(run: &Run, layer: Layer) -> (String, Vec<(&'static str, String)>) {
+    let prefix = format!("{}{}-", run.prefix, layer.name());
+    let backend = match layer {
+        Layer::Own => None,
+        Layer::Pubsub => Some("channels_redis.pubsub.RedisPubSubChannelLayer"),
+        Layer::Core => Some("channels_redis.core.RedisChannelLayer"),
+    };
+    let env = match backend {
+        None => vec![
+            ("REDIS_URL", run.redis_url.clone()),
+            ("REDIS_PREFIX", prefix.clone()),
+        ],
+        Some(backend) => vec![(
+            "CHANNEL_LAYERS",
+            serde_json::json!({"default": {"BACKEND": backend,
+                "CONFIG": {"hosts": [run.redis_url], "prefix": prefix}}})
+            .to_string(),
+        )],
+    };
+    (prefix, env)
 }
 
 /// Both processes' `/healthz` loss counters after scenario 6, and the core layer's peak queue.

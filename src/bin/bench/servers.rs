@@ -33,12 +33,30 @@ impl Server {
         extra: &[(&str, String)],
         tag: &str,
     ) -> anyhow::Result<Server> {
+        let wrap: &[String] = if target == Target::Whisper {
+            &run.whisper_wrap
+        } else {
+            &[]
+        };
+        Server::start_wrapped(run, target, extra, tag, wrap, Duration::from_secs(60)).await
+    }
+
+    /// `start` with `wrap` (a profiler command line) before the Whisper or bare server, and
+    /// `ready` to answer in.
+    pub async fn start_wrapped(
+        run: &Run,
+        target: Target,
+        extra: &[(&str, String)],
+        tag: &str,
+        wrap: &[String],
+        ready: Duration,
+    ) -> anyhow::Result<Server> {
         let port = free_port()?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let venv = run.compat.join(".venv/bin");
         let mut cmd = match target {
             Target::Whisper => {
-                let mut c = match run.whisper_wrap.split_first() {
+                let mut c = match wrap.split_first() {
                     Some((program, args)) => {
                         let mut c = Command::new(program);
                         c.args(args).arg(&run.whisper);
@@ -73,7 +91,14 @@ impl Server {
                 c
             }
             Target::Bare => {
-                let mut c = Command::new(&run.bench);
+                let mut c = match wrap.split_first() {
+                    Some((program, args)) => {
+                        let mut c = Command::new(program);
+                        c.args(args).arg(&run.bench);
+                        c
+                    }
+                    None => Command::new(&run.bench),
+                };
                 c.arg("serve-bare").arg(port.to_string());
                 c
             }
@@ -121,7 +146,7 @@ impl Server {
             child,
             log,
         };
-        server.wait_ready().await?;
+        server.wait_ready(ready).await?;
         Ok(server)
     }
 
@@ -129,8 +154,8 @@ impl Server {
         format!("http://{}", self.addr)
     }
 
-    async fn wait_ready(&mut self) -> anyhow::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(60);
+    async fn wait_ready(&mut self, ready: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + ready;
         let http = reqwest::Client::new();
         loop {
             if let Some(status) = self.child.try_wait()? {
@@ -153,8 +178,9 @@ impl Server {
             }
             if Instant::now() > deadline {
                 bail!(
-                    "{} did not answer within 60 s: {}",
+                    "{} did not answer within {} s: {}",
                     self.target.name(),
+                    ready.as_secs(),
                     self.log_tail()
                 );
             }
