@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::process::Command;
 
 /// The `RESULT target=… scenario=… key=value …` lines of a run, keyed by (target, scenario),
-/// scenario 6 as `6/<layer>`.
+/// scenario 6 as `6/<layer>`, the instruction counts as `instructions/<path>`.
 fn results(stdout: &str) -> HashMap<(String, String), HashMap<String, String>> {
     let mut out = HashMap::new();
     for line in stdout.lines().filter_map(|l| l.strip_prefix("RESULT ")) {
@@ -19,8 +19,8 @@ fn results(stdout: &str) -> HashMap<(String, String), HashMap<String, String>> {
             .filter_map(|kv| kv.split_once('='))
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let scenario = match fields.get("layer") {
-            Some(layer) => format!("{}/{layer}", fields["scenario"]),
+        let scenario = match fields.get("layer").or(fields.get("path")) {
+            Some(sub) => format!("{}/{sub}", fields["scenario"]),
             None => fields["scenario"].clone(),
         };
         out.insert((fields["target"].clone(), scenario), fields);
@@ -37,10 +37,12 @@ fn a_tiny_bench_run_completes_with_zero_loss_on_whisper_bare_and_uvicorn() {
             "--target",
             "whisper,bare,uvicorn",
             "--scenario",
-            "1,2,3,4,5,6,7",
+            "1,2,3,4,5,6,7,8,9",
             "--hostile-secs",
             "1",
         ])
+        .args(["--members", "40", "--member-rooms", "4", "--idle-secs", "1"])
+        .args(["--big-room", "12"])
         .args(["--users", "1", "--clients", "6", "--senders", "2"])
         .args(["--many-clients", "8", "--rooms", "2"])
         .args(["--sockets", "20", "--python-sockets", "10"])
@@ -77,6 +79,23 @@ fn a_tiny_bench_run_completes_with_zero_loss_on_whisper_bare_and_uvicorn() {
     };
     let mut checked = Vec::new();
     for target in ["whisper", "bare", "uvicorn+pubsub"] {
+        // 8: every member joined, no loss, every leave notice arrived; 9: the big room's best
+        // step lost nothing.
+        let members = get(target, "8");
+        assert_eq!(members["lost"], "0", "{target} scenario 8: {members:?}");
+        assert_eq!(members["members"], "40", "{target} scenario 8: {members:?}");
+        assert_eq!(
+            members["leaves_received"], members["leaves_expected"],
+            "{target} scenario 8: {members:?}"
+        );
+        assert_ne!(members["leaves_expected"], "0", "{members:?}");
+        let big = get(target, "9");
+        assert_eq!(big["lost"], "0", "{target} scenario 9: {big:?}");
+        assert_ne!(
+            big["deliveries_per_sec"], "0",
+            "{target} scenario 9: {big:?}"
+        );
+        checked.push(format!("{target}/8+9"));
         let mut scenarios = vec!["1", "2", "3", "4"];
         if target != "bare" {
             scenarios.push("5");
@@ -117,5 +136,32 @@ fn a_tiny_bench_run_completes_with_zero_loss_on_whisper_bare_and_uvicorn() {
             checked.push(format!("{target}/{scenario}"));
         }
     }
-    assert_eq!(checked.len(), 4 + 3 + 8, "{checked:?}");
+    assert_eq!(checked.len(), 4 + 3 + 8 + 3, "{checked:?}");
+}
+
+/// `bench --instructions` (issue 12): callgrind's instructions per delivery, tiny, on the
+/// local, big-room and one Redis path. Asserts the counts exist and nothing was lost, never a
+/// ratio. Needs valgrind (on every machine of this kind) and Redis.
+#[test]
+fn the_instruction_count_mode_counts_a_tiny_run() {
+    let output = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["--whisper", env!("CARGO_BIN_EXE_whisper")])
+        .args(["--instructions", "--quick", "--users", "1"])
+        .args(["--clients", "4", "--senders", "2", "--big-room", "6"])
+        .args(["--messages", "4", "--layer", "pubsub", "--top", "5"])
+        .output()
+        .expect("run the bench binary");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "bench failed:\n{stdout}\n{stderr}");
+    let results = results(&stdout);
+    for path in ["local", "big-room", "pubsub"] {
+        let r = results
+            .get(&("whisper".to_string(), format!("instructions/{path}")))
+            .unwrap_or_else(|| panic!("no RESULT for path {path}:\n{stdout}\n{stderr}"));
+        let ir: f64 = r["ir_per_delivery"].parse().unwrap();
+        assert!(ir > 0.0, "{path}: {r:?}");
+        assert_ne!(r["deliveries"], "0", "{path}: {r:?}");
+    }
+    assert!(stdout.contains("top 5 functions by self cost"), "{stdout}");
 }

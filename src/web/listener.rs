@@ -67,6 +67,10 @@ pub async fn serve(
     loop {
         let (stream, peer) = tokio::select! {
             _ = &mut shutdown => break,
+            // Finished connections are reaped as they end. Reaped only at the next accept, a
+            // crowd that left kept every connection's task (a few KiB each) until someone
+            // else came: none of 10,000 closed sockets' memory went back (issue 12).
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
@@ -114,7 +118,6 @@ pub async fn serve(
                 tracing::debug!(%peer, error = %e, "HTTP connection ended");
             }
         });
-        while tasks.try_join_next().is_some() {}
     }
     drop(listener);
     let deadline = Instant::now() + shutdown_timeout;

@@ -75,6 +75,8 @@ pub struct Inner {
     next_conn_id: AtomicU64,
     /// Open WebSocket connections, so shutdown can wait for their leave notices.
     open_sockets: AtomicU64,
+    /// The most sockets open at once since `web::memory` last looked.
+    open_peak: AtomicU64,
     sockets_closed: tokio::sync::Notify,
     /// Flips to `true` when the server shuts down; sockets then close with 1001.
     pub shutdown: watch::Receiver<bool>,
@@ -141,6 +143,7 @@ impl AppState {
             hashing,
             next_conn_id: AtomicU64::new(1),
             open_sockets: AtomicU64::new(0),
+            open_peak: AtomicU64::new(0),
             sockets_closed: tokio::sync::Notify::new(),
             shutdown,
             handshakes,
@@ -164,8 +167,14 @@ impl AppState {
 
     /// Counts an open socket until the guard is dropped.
     pub fn socket_opened(&self) -> SocketGuard {
-        self.open_sockets.fetch_add(1, Ordering::AcqRel);
+        let open = self.open_sockets.fetch_add(1, Ordering::AcqRel) + 1;
+        self.open_peak.fetch_max(open, Ordering::Relaxed);
         SocketGuard(self.clone())
+    }
+
+    /// The most sockets open at once since the last call (at least those open now).
+    pub fn take_open_peak(&self) -> u64 {
+        self.open_peak.swap(self.open_sockets(), Ordering::Relaxed)
     }
 
     pub fn open_sockets(&self) -> u64 {

@@ -199,6 +199,17 @@ struct Held {
     control: std::sync::Arc<ControlSlot>,
 }
 
+/// What the consumer keeps of the user: the rest of the row (password hash, email, …) goes now
+/// rather than living as long as the socket.
+fn snapshot(user: User) -> UserSnapshot {
+    UserSnapshot {
+        id: user.id,
+        username: user.username,
+        name: user.name.unwrap_or_default(),
+        is_staff: user.is_staff,
+    }
+}
+
 async fn run(app: AppState, mut socket: WebSocket, user: User, held: Held) {
     let _open = app.socket_opened();
     let Held { id, control, .. } = held;
@@ -208,17 +219,7 @@ async fn run(app: AppState, mut socket: WebSocket, user: User, held: Held) {
         app.settings.ws_outbound_queue_bytes,
     );
     let overflow = inbox.overflow_signal();
-    // Only these fields stay; the rest of the row (password hash, email, …) goes now rather than
-    // living as long as the socket.
-    let snapshot = {
-        let user = user;
-        UserSnapshot {
-            id: user.id,
-            username: user.username,
-            name: user.name.unwrap_or_default(),
-            is_staff: user.is_staff,
-        }
-    };
+    let snapshot = snapshot(user);
     tracing::debug!("WebSocket open");
     let opened = Instant::now();
     let mut consumer = Consumer::new(
@@ -244,12 +245,27 @@ async fn run(app: AppState, mut socket: WebSocket, user: User, held: Held) {
     let resume = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(overflowed, shutting_down, deadline, resume);
 
+    // The queue-full and shutdown closes win over delivering what is queued. A busy socket
+    // finds its frames ready at once and reads these two as flags; the waits below are only
+    // polled when it has nothing to write (or a write is stuck).
+    let stopping = app.shutdown.clone();
+    let closing = |inbox: &Inbox| {
+        if inbox.is_overflowed() {
+            Some(ends(QUEUE_FULL))
+        } else if stopping.has_changed().unwrap_or(true) {
+            Some(ends(SHUTTING_DOWN))
+        } else {
+            None
+        }
+    };
+
     let (close, why): (Close, &'static str) = loop {
         tokio::select! {
             biased;
-            _ = &mut overflowed => break ends(QUEUE_FULL),
-            _ = &mut shutting_down => break ends(SHUTTING_DOWN),
             Some(frame) = inbox.recv() => {
+                if let Some(close) = closing(&inbox) {
+                    break close;
+                }
                 // The write has its deadline, and the other closes still fire while it waits.
                 deadline.as_mut().reset(Instant::now() + write_timeout);
                 let write = write_batch(&mut socket, frame, &mut inbox, &app.metrics);
@@ -257,13 +273,13 @@ async fn run(app: AppState, mut socket: WebSocket, user: User, held: Held) {
                 let outcome = loop {
                     tokio::select! {
                         biased;
-                        _ = &mut overflowed => break Err(ends(QUEUE_FULL)),
-                        _ = &mut shutting_down => break Err(ends(SHUTTING_DOWN)),
-                        _ = ping.tick() => if silent(last_seen) { break Err((None, KEEPALIVE)) },
                         done = &mut write => break match done {
                             Ok(()) => Ok(()),
                             Err(_) => Err((None, LOST)),
                         },
+                        _ = &mut overflowed => break Err(ends(QUEUE_FULL)),
+                        _ = &mut shutting_down => break Err(ends(SHUTTING_DOWN)),
+                        _ = ping.tick() => if silent(last_seen) { break Err((None, KEEPALIVE)) },
                         _ = &mut deadline => break Err(ends(WRITE_TIMED_OUT)),
                     }
                 };
@@ -271,6 +287,8 @@ async fn run(app: AppState, mut socket: WebSocket, user: User, held: Held) {
                     break close;
                 }
             }
+            _ = &mut overflowed => break ends(QUEUE_FULL),
+            _ = &mut shutting_down => break ends(SHUTTING_DOWN),
             ctrl = control.recv() => match ctrl {
                 Control::Revoke(code, reason) => break ends(Some((code, reason))),
                 Control::Demote => {
@@ -381,7 +399,7 @@ fn count(app: &AppState, outcome: Option<Outcome>) {
 /// Ends a connection: sends `close` (or, when the peer closed, flushes the close reply
 /// tungstenite queued) within [`CLOSE_WRITE_TIMEOUT`]; a peer that cannot take even that is
 /// dropped with its TCP connection. After a close of the server's own, the connection lingers.
-async fn goodbye(socket: &mut WebSocket, close: Close) {
+pub async fn goodbye(socket: &mut WebSocket, close: Close) {
     let send = async {
         match close {
             Some((code, reason)) => {
@@ -444,7 +462,7 @@ async fn write_batch(
 }
 
 /// The close to send after a read error, if the connection can still take one.
-fn close_for(err: tungstenite::Error) -> Close {
+pub fn close_for(err: tungstenite::Error) -> Close {
     use tungstenite::error::Error;
     match err {
         Error::Capacity(_) => Some((1009, "message too big")),
