@@ -57,6 +57,11 @@ pub struct Limits {
     /// `WS_WRITE_TIMEOUT` (seconds): the longest one socket write may take; a socket whose
     /// reader is stuck that long is closed (1013) after its leave notices.
     pub ws_write_timeout: Duration,
+    /// `WS_PING_INTERVAL` / `WS_PING_TIMEOUT` (seconds; Daphne's `--ping-interval` and
+    /// `--ping-timeout`): a keep-alive ping every interval, and a socket silent for interval +
+    /// timeout is dropped.
+    pub ws_ping_interval: Duration,
+    pub ws_ping_timeout: Duration,
     /// `HTTP_HEADER_READ_TIMEOUT` (seconds): a request's headers must arrive within it.
     pub http_header_read_timeout: Duration,
     /// `HTTP_KEEPALIVE_TIMEOUT` (seconds): an idle keep-alive connection is closed after it.
@@ -146,6 +151,8 @@ impl Limits {
         Ok(Limits {
             socket,
             ws_write_timeout: seconds("WS_WRITE_TIMEOUT", 10.0)?,
+            ws_ping_interval: seconds("WS_PING_INTERVAL", 20.0)?,
+            ws_ping_timeout: seconds("WS_PING_TIMEOUT", 30.0)?,
             http_header_read_timeout: seconds("HTTP_HEADER_READ_TIMEOUT", 10.0)?,
             http_keepalive_timeout: seconds("HTTP_KEEPALIVE_TIMEOUT", 60.0)?,
             http_max_connections: count("HTTP_MAX_CONNECTIONS", 20_000)?,
@@ -224,6 +231,8 @@ mod tests {
         let l = limits(&[]).unwrap();
         assert_eq!(l.socket, SocketLimits::default());
         assert_eq!(l.ws_write_timeout, Duration::from_secs(10));
+        assert_eq!(l.ws_ping_interval, Duration::from_secs(20));
+        assert_eq!(l.ws_ping_timeout, Duration::from_secs(30));
         assert_eq!(l.shutdown_timeout, Duration::from_secs(10));
         assert_eq!(l.http_max_connections_per_address, 1000);
     }
@@ -252,6 +261,8 @@ mod tests {
             ("WS_BYTES_PER_SECOND", "lots"),
             ("WS_BYTES_BURST", "1000"),
             ("WS_WRITE_TIMEOUT", "0"),
+            ("WS_PING_INTERVAL", "0"),
+            ("WS_PING_TIMEOUT", "-5"),
             ("SHUTDOWN_TIMEOUT", "1e9"),
             ("HTTP_MAX_CONNECTIONS", "0"),
             ("SECURE_PROXY_SSL_HEADER", "X-Forwarded-Proto"),

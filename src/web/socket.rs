@@ -20,7 +20,7 @@
 //! | invalid UTF-8 / protocol violation | close 1007 / 1002 |
 //! | outbound queue full (client too slow) | close 1013 |
 //! | a write not done within `WS_WRITE_TIMEOUT` (client stopped reading) | close 1013 |
-//! | no traffic for 50 s (ping every 20 s unanswered, like Daphne) | connection dropped |
+//! | no traffic for `WS_PING_INTERVAL` + `WS_PING_TIMEOUT` (50 s: a ping every 20 s unanswered, like Daphne) | connection dropped |
 //! | server shutting down | close 1001 |
 //! | session ended / password changed / user deactivated elsewhere (`web::revocation`) | leave notices, then close 4001 / 4002 / 4003 |
 //! | `is_staff` lost elsewhere | `{"leave": id}` and `{"error": "ROOM_ACCESS_DENIED"}` per staff-only room left |
@@ -66,11 +66,8 @@ use crate::web::throttle::UserSlot;
 use crate::web::upgrade::{self, Upgrade, WebSocket};
 use crate::web::{AppState, effects, security};
 
-/// Daphne's keep-alive: a ping every 20 s, and a peer silent for 30 s more is dropped.
-const PING_INTERVAL: Duration = Duration::from_secs(20);
-const PING_TIMEOUT: Duration = Duration::from_secs(30);
-/// Keep-alive pings fall on a grid of this step from the process's `ping_epoch`, so the
-/// sockets due in one step share one timer wake-up.
+/// Keep-alive pings (`WS_PING_INTERVAL`, Daphne's 20 s by default) fall on a grid of this step
+/// from the process's `ping_epoch`, so the sockets due in one step share one timer wake-up.
 const PING_GRID: Duration = Duration::from_millis(250);
 /// Frames written before one flush.
 const MAX_BATCH: usize = 64;
@@ -231,9 +228,12 @@ async fn run(app: AppState, mut socket: WebSocket, user: User, held: Held) {
     );
     let write_timeout = app.settings.limits.ws_write_timeout;
     let mut shutdown = app.shutdown.clone();
-    let mut ping = tokio::time::interval_at(first_ping(app.ping_epoch), PING_INTERVAL);
+    let limits = &app.settings.limits;
+    let every = ping_interval(limits.ws_ping_interval);
+    let mut ping = tokio::time::interval_at(first_ping(app.ping_epoch, every), every);
     let mut last_seen = Instant::now();
-    let silent = |last_seen: Instant| last_seen.elapsed() > PING_INTERVAL + PING_TIMEOUT;
+    let quiet_limit = limits.ws_ping_interval + limits.ws_ping_timeout;
+    let silent = |last_seen: Instant| last_seen.elapsed() > quiet_limit;
     // Reading stops until then after a frame refused for its rate (`Consumer::pause`).
     let mut paused: Option<Instant> = None;
     // Made once and polled in place, not remade on every turn of the loop: the overflow and
@@ -359,16 +359,24 @@ async fn run(app: AppState, mut socket: WebSocket, user: User, held: Held) {
     );
 }
 
-/// A socket's first keep-alive ping: a random point of the grid 10 to 20 s from now, then every
-/// [`PING_INTERVAL`] (a whole number of grid steps). Sockets that connect together (a restart's
-/// reconnect wave) would otherwise ping together every 20 s; so their pings spread evenly over
-/// the interval, and the sockets of one grid step share one timer wake-up (issue 12: the idle
-/// cost of 10,000 members went from 7 % to 2.3 % of a core).
-fn first_ping(epoch: Instant) -> Instant {
-    let steps = PING_INTERVAL.as_millis() / PING_GRID.as_millis();
-    let earliest = Instant::now() + PING_INTERVAL / 2 - epoch;
-    let slot =
-        earliest.as_millis().div_ceil(PING_GRID.as_millis()) + rand::random_range(0..steps / 2);
+/// `WS_PING_INTERVAL` as a whole number of grid steps (at least one).
+fn ping_interval(setting: Duration) -> Duration {
+    let steps = (setting.as_secs_f64() / PING_GRID.as_secs_f64())
+        .round()
+        .max(1.0);
+    PING_GRID * steps as u32
+}
+
+/// A socket's first keep-alive ping: a random point of the grid between half an interval and
+/// an interval from now, then every `every` (a whole number of grid steps). Sockets that
+/// connect together (a restart's reconnect wave) would otherwise ping together at every
+/// interval; so their pings spread evenly over it, and the sockets of one grid step share one
+/// timer wake-up (issue 12, BENCHMARKS.md).
+fn first_ping(epoch: Instant, every: Duration) -> Instant {
+    let steps = (every.as_millis() / PING_GRID.as_millis()).max(1);
+    let earliest = Instant::now() + every / 2 - epoch;
+    let slot = earliest.as_millis().div_ceil(PING_GRID.as_millis())
+        + rand::random_range(0..steps.div_ceil(2));
     epoch + PING_GRID * slot as u32
 }
 
@@ -478,12 +486,16 @@ mod tests {
 
     #[test]
     fn first_pings_fall_on_the_grid_between_10_and_20_s() {
+        let every = ping_interval(Duration::from_secs(20));
+        assert_eq!(every, Duration::from_secs(20));
+        assert_eq!(ping_interval(Duration::from_millis(10)), PING_GRID);
+        assert_eq!(ping_interval(Duration::from_millis(1100)), PING_GRID * 4);
         let now = Instant::now();
         let epoch = now - Duration::from_millis(1234);
         let mut slots = std::collections::HashSet::new();
         for _ in 0..2000 {
-            let first = first_ping(epoch);
-            assert!(first >= now + PING_INTERVAL / 2 && first < now + PING_INTERVAL + PING_GRID);
+            let first = first_ping(epoch, every);
+            assert!(first >= now + every / 2 && first < now + every + PING_GRID);
             let since = first - epoch;
             assert_eq!(since.as_millis() % PING_GRID.as_millis(), 0);
             slots.insert(since.as_millis());

@@ -87,6 +87,32 @@ async fn frame_far_over_the_limit_still_reads_its_1009() {
     assert_eq!(b.recv().await, left(r#""1""#, "alice"));
 }
 
+/// Keep-alive (`WS_PING_INTERVAL`, `WS_PING_TIMEOUT`, Daphne's): a client that reads nothing
+/// never answers a ping and is dropped once silent for interval + timeout, with its leave
+/// notice; one that reads (and so answers) stays.
+#[tokio::test]
+async fn a_client_that_never_answers_a_ping_is_dropped() {
+    let vars = [("WS_PING_INTERVAL", "0.5"), ("WS_PING_TIMEOUT", "0.5")];
+    let (server, alice, bob) = lobby_with(&vars).await;
+    let (a, mut b) = both_in_lobby(&server, alice, bob).await;
+    let started = std::time::Instant::now();
+    // From here alice reads nothing, so her client sends no pong.
+    let notice = tokio::time::timeout(Duration::from_secs(10), b.recv())
+        .await
+        .expect("alice was never dropped");
+    assert_eq!(notice, left(r#""1""#, "alice"));
+    let after = started.elapsed();
+    assert!(after >= Duration::from_secs(1), "dropped after {after:?}");
+    // Bob read all along (answering every ping) and is still served.
+    b.expect_silence(1500).await;
+    assert_eq!(
+        b.call(&send(r#""1""#, "null")).await,
+        chat(r#""1""#, "bob", "null")
+    );
+    assert_eq!(healthz(&server).await["open_sockets"], 1);
+    drop(a);
+}
+
 #[tokio::test]
 async fn slow_reader_is_closed_1013_and_the_sender_is_not() {
     slow_reader_closed(&[("WS_OUTBOUND_QUEUE", "8")]).await;
