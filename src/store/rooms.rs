@@ -98,6 +98,29 @@ struct Entry {
     fetched: Instant,
 }
 
+/// A turn at fetching one id; the id stops being "fetching" when the last turn ends, also
+/// when its task is cancelled mid-query (nothing is left behind per id).
+struct Fetching<'a> {
+    cache: &'a RoomCache,
+    id: i64,
+    gate: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Drop for Fetching<'_> {
+    fn drop(&mut self) {
+        let mut inner = self.cache.lock();
+        // Only the map's own handle and this one: nobody else waits on this gate.
+        if Arc::strong_count(&self.gate) == 2
+            && inner
+                .fetching
+                .get(&self.id)
+                .is_some_and(|g| Arc::ptr_eq(g, &self.gate))
+        {
+            inner.fetching.remove(&self.id);
+        }
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     map: HashMap<i64, Entry>,
@@ -168,8 +191,12 @@ impl RoomCache {
                 return Ok(entry.room.clone());
             }
         }
-        let gate = self.lock().fetching.entry(id).or_default().clone();
-        let _turn = gate.lock().await;
+        let gate = Fetching {
+            cache: self,
+            id,
+            gate: self.lock().fetching.entry(id).or_default().clone(),
+        };
+        let _turn = gate.gate.lock().await;
         {
             // The fetch this one waited for may have brought it.
             let inner = self.lock();
@@ -185,14 +212,6 @@ impl RoomCache {
         let result = self.store.room_by_id(id).await;
         if let Ok(room) = &result {
             self.insert(id, room.clone(), fetched);
-        }
-        let mut inner = self.lock();
-        if inner
-            .fetching
-            .get(&id)
-            .is_some_and(|g| Arc::ptr_eq(g, &gate))
-        {
-            inner.fetching.remove(&id);
         }
         result
     }

@@ -61,6 +61,13 @@ impl ControlSlot {
         self.ready.notify_one();
     }
 
+    /// The revocation waiting to be taken, if one is, without taking it: a socket busy
+    /// delivering checks this between batches, so a steady room cannot hold a logout back.
+    pub fn revocation(&self) -> Option<Control> {
+        let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        (*pending).filter(|c| matches!(c, Control::Revoke(..)))
+    }
+
     /// The next control, once one is put.
     pub async fn recv(&self) -> Control {
         loop {

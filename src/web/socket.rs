@@ -245,15 +245,17 @@ async fn run(app: AppState, mut socket: WebSocket, user: User, held: Held) {
     let resume = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(overflowed, shutting_down, deadline, resume);
 
-    // The queue-full and shutdown closes win over delivering what is queued. A busy socket
-    // finds its frames ready at once and reads these two as flags; the waits below are only
-    // polled when it has nothing to write (or a write is stuck).
+    // The queue-full, shutdown and revocation closes win over delivering what is queued. A
+    // busy socket finds its frames ready at once and reads these as flags; the waits below are
+    // only polled when it has nothing to write (or a write is stuck).
     let stopping = app.shutdown.clone();
     let closing = |inbox: &Inbox| {
         if inbox.is_overflowed() {
             Some(ends(QUEUE_FULL))
         } else if stopping.has_changed().unwrap_or(true) {
             Some(ends(SHUTTING_DOWN))
+        } else if let Some(Control::Revoke(code, reason)) = control.revocation() {
+            Some(ends(Some((code, reason))))
         } else {
             None
         }
