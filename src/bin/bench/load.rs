@@ -17,6 +17,8 @@ use anyhow::{Context, anyhow, bail};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
+
+use crate::lasts::Lasts;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -161,52 +163,6 @@ fn parse_bench_message(frame: &str) -> Option<(u32, u64, u64)> {
     let seq = fields.nth(1)?.parse().ok()?;
     let sent = fields.next()?.parse().ok()?;
     Some((step, seq, sent))
-}
-
-/// The latest receipt of each message of one sender, for the latency to a room's last member
-/// (scenario 9): indexed by the message's sequence number, the largest latency seen (µs).
-pub struct Lasts {
-    step: AtomicU64,
-    latest: Vec<AtomicU64>,
-}
-
-/// Messages a step may send and still have their last receipts tracked.
-const LAST_SEQS: usize = 1 << 16;
-
-impl Lasts {
-    fn new() -> Lasts {
-        Lasts {
-            step: AtomicU64::new(0),
-            latest: (0..LAST_SEQS).map(|_| AtomicU64::new(0)).collect(),
-        }
-    }
-
-    fn record(&self, step: u32, seq: u64, latency: u64) {
-        if self.step.load(Ordering::Relaxed) == u64::from(step)
-            && let Some(slot) = self.latest.get(seq as usize)
-        {
-            slot.fetch_max(latency, Ordering::Relaxed);
-        }
-    }
-
-    fn begin(&self, step: u32) {
-        for slot in &self.latest {
-            slot.store(0, Ordering::Relaxed);
-        }
-        self.step.store(u64::from(step), Ordering::Release);
-    }
-
-    /// The histogram of the first `sent` messages' last-receipt latencies (those received).
-    fn histogram(&self, sent: u64) -> Histogram<u64> {
-        let mut hist = histogram();
-        for slot in self.latest.iter().take(sent as usize) {
-            let latency = slot.load(Ordering::Relaxed);
-            if latency > 0 {
-                hist.saturating_record(latency);
-            }
-        }
-        hist
-    }
 }
 
 const LEAVE_NOTICE: &str = r#"{"msg_type": 5,"#;

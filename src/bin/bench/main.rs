@@ -9,7 +9,8 @@
 //! * `servers`: starting, probing and stopping target processes, and their RSS;
 //! * `bare`: the reference server (`bench serve-bare PORT`);
 //! * `login`: logging in through the real login page;
-//! * `load`: the WebSocket clients, paced senders and per-step delivery statistics;
+//! * `load`: the WebSocket clients, paced senders and per-step delivery statistics, with
+//!   `lasts`: each message's latency to its last receipt;
 //! * `scenarios`: scenarios 1–5 built from those parts, `scale_out`: scenario 6 on each
 //!   channel-layer format, `hostile`: scenario 7, a room with a flooder and a stopped reader,
 //!   `members`: scenario 8, many members on one process, and `big_room`: scenario 9;
@@ -21,6 +22,7 @@ mod bare;
 mod big_room;
 mod cost;
 mod hostile;
+mod lasts;
 mod load;
 mod login;
 mod members;
