@@ -28,12 +28,26 @@ fn results(stdout: &str) -> HashMap<(String, String), HashMap<String, String>> {
     out
 }
 
+/// Runs the bench binary on the test build's Whisper with `configure`'s flags; fails unless
+/// it exits 0. Returns its stdout and stderr.
+fn run_bench(configure: impl FnOnce(&mut Command) -> &mut Command) -> (String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bench"));
+    command
+        .args(["--whisper", env!("CARGO_BIN_EXE_whisper")])
+        .args(["--compat", concat!(env!("CARGO_MANIFEST_DIR"), "/compat")]);
+    let output = configure(&mut command)
+        .output()
+        .expect("run the bench binary");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "bench failed:\n{stdout}\n{stderr}");
+    (stdout, stderr)
+}
+
 #[test]
 fn a_tiny_bench_run_completes_with_zero_loss_on_whisper_bare_and_uvicorn() {
-    let output = Command::new(env!("CARGO_BIN_EXE_bench"))
-        .args(["--whisper", env!("CARGO_BIN_EXE_whisper")])
-        .args(["--compat", concat!(env!("CARGO_MANIFEST_DIR"), "/compat")])
-        .args([
+    let (stdout, stderr) = run_bench(|c| {
+        c.args([
             "--target",
             "whisper,bare,uvicorn",
             "--scenario",
@@ -63,11 +77,7 @@ fn a_tiny_bench_run_completes_with_zero_loss_on_whisper_bare_and_uvicorn() {
             "0.5",
         ])
         .args(["--p99-limit-ms", "10000", "--python-connect-limit", "60"])
-        .output()
-        .expect("run the bench binary");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "bench failed:\n{stdout}\n{stderr}");
+    });
 
     let results = results(&stdout);
     let get = |target: &str, scenario: &str| {
@@ -144,16 +154,11 @@ fn a_tiny_bench_run_completes_with_zero_loss_on_whisper_bare_and_uvicorn() {
 /// ratio. Needs valgrind (on every machine of this kind) and Redis.
 #[test]
 fn the_instruction_count_mode_counts_a_tiny_run() {
-    let output = Command::new(env!("CARGO_BIN_EXE_bench"))
-        .args(["--whisper", env!("CARGO_BIN_EXE_whisper")])
-        .args(["--instructions", "--quick", "--users", "1"])
-        .args(["--clients", "4", "--senders", "2", "--big-room", "6"])
-        .args(["--messages", "4", "--layer", "pubsub", "--top", "5"])
-        .output()
-        .expect("run the bench binary");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "bench failed:\n{stdout}\n{stderr}");
+    let (stdout, stderr) = run_bench(|c| {
+        c.args(["--instructions", "--quick", "--users", "1"])
+            .args(["--clients", "4", "--senders", "2", "--big-room", "6"])
+            .args(["--messages", "4", "--layer", "pubsub", "--top", "5"])
+    });
     let results = results(&stdout);
     for path in ["local", "big-room", "pubsub"] {
         let r = results

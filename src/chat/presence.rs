@@ -149,16 +149,24 @@ impl Presence {
             Backend::Memory(m) => {
                 let now = Instant::now();
                 let mut memory = lock(m);
-                let (mut current, expires) = match memory.take(key, now) {
-                    Some((dict, expires)) => (Some(dict), expires),
-                    None => (None, now),
-                };
-                if change(&mut current) {
-                    if let Some(dict) = current {
-                        memory.set(key, dict, now + self.timeout);
+                match memory.live(key, now) {
+                    Some((dict, expires)) => {
+                        let mut current = Some(std::mem::take(dict));
+                        let changed = change(&mut current);
+                        // `change` only ever fills or edits the dict it is given.
+                        *dict = current.unwrap_or_default();
+                        if changed {
+                            *expires = now + self.timeout;
+                        }
                     }
-                } else if let Some(dict) = current {
-                    memory.set(key, dict, expires);
+                    None => {
+                        let mut current = None;
+                        if change(&mut current)
+                            && let Some(dict) = current
+                        {
+                            memory.set(key, dict, now + self.timeout);
+                        }
+                    }
                 }
                 Ok(())
             }
@@ -254,9 +262,11 @@ impl Memory {
         self.rooms.get(key).map(|(d, _)| d)
     }
 
-    /// Removes and returns a room's unexpired dict and its expiry.
-    fn take(&mut self, key: &str, now: Instant) -> Option<(PyDict, Instant)> {
-        self.rooms.remove(key).filter(|(_, expires)| *expires > now)
+    /// A room's unexpired dict and its expiry, to change where they are.
+    fn live(&mut self, key: &str, now: Instant) -> Option<&mut (PyDict, Instant)> {
+        self.rooms
+            .get_mut(key)
+            .filter(|(_, expires)| *expires > now)
     }
 
     fn set(&mut self, key: &str, dict: PyDict, expires: Instant) {

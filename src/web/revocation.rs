@@ -48,6 +48,8 @@ pub enum Control {
 #[derive(Default)]
 pub struct ControlSlot {
     pending: Mutex<Option<Control>>,
+    /// Set with a pending revocation: what a busy socket reads between write batches.
+    revoked: std::sync::atomic::AtomicBool,
     ready: Notify,
 }
 
@@ -57,6 +59,9 @@ impl ControlSlot {
         if !matches!(*pending, Some(Control::Revoke(..))) {
             *pending = Some(control);
         }
+        if matches!(control, Control::Revoke(..)) {
+            self.revoked.store(true, Ordering::Release);
+        }
         drop(pending);
         self.ready.notify_one();
     }
@@ -64,6 +69,9 @@ impl ControlSlot {
     /// The revocation waiting to be taken, if one is, without taking it: a socket busy
     /// delivering checks this between batches, so a steady room cannot hold a logout back.
     pub fn revocation(&self) -> Option<Control> {
+        if !self.revoked.load(Ordering::Acquire) {
+            return None;
+        }
         let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         (*pending).filter(|c| matches!(c, Control::Revoke(..)))
     }

@@ -234,8 +234,8 @@ async fn run(app: AppState, mut socket: WebSocket, user: User, held: Held) {
     let mut last_seen = Instant::now();
     let quiet_limit = limits.ws_ping_interval + limits.ws_ping_timeout;
     let silent = |last_seen: Instant| last_seen.elapsed() > quiet_limit;
-    // Reading stops until then after a frame refused for its rate (`Consumer::pause`).
-    let mut paused: Option<Instant> = None;
+    // Reading stops until `resume` fires after a frame refused for its rate (`Consumer::pause`).
+    let mut paused = false;
     // Made once and polled in place, not remade on every turn of the loop: the overflow and
     // shutdown waits stay registered, one timer serves each write's deadline and one the read
     // pause (issue 12: remaking them was a fifth of the instructions per delivery).
@@ -298,10 +298,10 @@ async fn run(app: AppState, mut socket: WebSocket, user: User, held: Held) {
                     Box::pin(effects::apply(&app, &mailbox, effects)).await;
                 }
             },
-            _ = &mut resume, if paused.is_some() => {
-                paused = None;
+            _ = &mut resume, if paused => {
+                paused = false;
             }
-            msg = socket.next(), if paused.is_none() => {
+            msg = socket.next(), if !paused => {
                 last_seen = Instant::now();
                 match msg {
                     Some(Ok(Message::Text(text))) => {
@@ -311,9 +311,8 @@ async fn run(app: AppState, mut socket: WebSocket, user: User, held: Held) {
                         Box::pin(effects::apply(&app, &mailbox, effects)).await;
                         let pause = consumer.pause();
                         if !pause.is_zero() {
-                            let until = Instant::now() + pause.min(MAX_READ_PAUSE);
-                            resume.as_mut().reset(until);
-                            paused = Some(until);
+                            resume.as_mut().reset(Instant::now() + pause.min(MAX_READ_PAUSE));
+                            paused = true;
                         }
                     }
                     Some(Ok(Message::Binary(_))) => break ends(Some((1003, "binary frames are not supported"))),

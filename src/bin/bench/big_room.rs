@@ -10,7 +10,7 @@ use anyhow::Context;
 
 use crate::load::{Layout, StepResult, Swarm};
 use crate::report::Report;
-use crate::scenarios::{BUSY_READ_BUFFER, cookies_for, step_up};
+use crate::scenarios::{BUSY_READ_BUFFER, on_own_server, step_up};
 use crate::servers::Server;
 use crate::setup::Run;
 use crate::{Sizes, Target};
@@ -39,21 +39,12 @@ pub async fn big_room(
     target: Target,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    let tag = format!("{}-big-room", target.name());
-    let server = Server::start(run, target, &[], &tag).await?;
-    let result = async {
-        let cookies = cookies_for(run, &server).await?;
-        measure(run, sizes, &server, &cookies).await
-    }
-    .await;
-    server.stop().await;
-    match result {
-        Ok(b) => report.big_room(target, &b),
-        Err(e) if target.is_python() => {
-            eprintln!("bench: {}: scenario 9: {e:#}", target.name());
-            report.cell(target, 9, &format!("not run: {e:#}"));
-        }
-        Err(e) => return Err(e.context("scenario 9")),
+    let measured = on_own_server(run, target, &[], 9, report, async |server, cookies| {
+        measure(run, sizes, server, cookies).await
+    })
+    .await?;
+    if let Some(b) = measured {
+        report.big_room(target, &b);
     }
     Ok(())
 }

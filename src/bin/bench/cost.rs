@@ -85,13 +85,7 @@ pub async fn run(args: &Args, sizes: &Sizes) -> anyhow::Result<()> {
     let messages = args.messages.unwrap_or(if args.quick { 50 } else { 200 });
     let big_room = args.big_room.unwrap_or(2000);
     let top = args.top;
-    let mut layers = if args.layers.is_empty() {
-        Layer::ALL.to_vec()
-    } else {
-        args.layers.clone()
-    };
-    layers.sort_unstable();
-    layers.dedup();
+    let layers = args.layers();
 
     let run = setup(args, sizes).await?;
     let result = async {

@@ -141,6 +141,20 @@ pub struct Args {
     pub keep: bool,
 }
 
+impl Args {
+    /// `--layer`, sorted and without repeats; all three formats when not given.
+    pub fn layers(&self) -> Vec<Layer> {
+        let mut layers = if self.layers.is_empty() {
+            Layer::ALL.to_vec()
+        } else {
+            self.layers.clone()
+        };
+        layers.sort_unstable();
+        layers.dedup();
+        layers
+    }
+}
+
 #[derive(Subcommand, Debug, Clone)]
 pub enum Cmd {
     /// Runs the bare reference server on 127.0.0.1:PORT (used by the bench itself).
@@ -315,13 +329,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "bench: descriptor limit {open_files}{}",
         why.map(|w| format!(" ({w})")).unwrap_or_default()
     );
-    let mut layers = if args.layers.is_empty() {
-        Layer::ALL.to_vec()
-    } else {
-        args.layers.clone()
-    };
-    layers.sort_unstable();
-    layers.dedup();
+    let layers = args.layers();
     let run = setup::Run::prepare(&args, &sizes, &targets).await?;
     eprintln!(
         "bench: run directory {} (SQLite {}), Redis prefix {}",

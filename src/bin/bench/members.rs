@@ -21,7 +21,7 @@ use anyhow::Context;
 
 use crate::load::{Layout, StepResult, Swarm};
 use crate::report::Report;
-use crate::scenarios::{BUSY_READ_BUFFER, cookies_for};
+use crate::scenarios::{BUSY_READ_BUFFER, on_own_server};
 use crate::servers::{Server, cpu_seconds};
 use crate::setup::Run;
 use crate::{Sizes, Target};
@@ -128,21 +128,12 @@ pub async fn members(
         eprintln!("bench: {}: scenario 8: {why}", target.name());
     }
     let notify = [("NOTIFY_USERS_ON_ENTER_OR_LEAVE_ROOMS", "true".to_string())];
-    let tag = format!("{}-members", target.name());
-    let server = Server::start(run, target, &notify, &tag).await?;
-    let result = async {
-        let cookies = cookies_for(run, &server).await?;
-        measure(run, sizes, &server, &cookies, rooms, members, shrunk).await
-    }
-    .await;
-    server.stop().await;
-    match result {
-        Ok(m) => report.members(target, &m),
-        Err(e) if target.is_python() => {
-            eprintln!("bench: {}: scenario 8: {e:#}", target.name());
-            report.cell(target, 8, &format!("not run: {e:#}"));
-        }
-        Err(e) => return Err(e.context("scenario 8")),
+    let measured = on_own_server(run, target, &notify, 8, report, async |server, cookies| {
+        measure(run, sizes, server, cookies, rooms, members, shrunk).await
+    })
+    .await?;
+    if let Some(m) = measured {
+        report.members(target, &m);
     }
     Ok(())
 }

@@ -204,6 +204,36 @@ pub async fn cookies_for(run: &Run, server: &Server) -> anyhow::Result<Vec<Optio
     Ok(cookies.into_iter().map(Some).collect())
 }
 
+/// Runs `measure` on a server of `target` of its own (`env` added to the run's settings) with
+/// the run's users logged in there, and stops the server. A Python target that cannot do it
+/// gets a "not run" cell and `None`; any other failure fails the scenario.
+pub async fn on_own_server<T>(
+    run: &Run,
+    target: Target,
+    env: &[(&str, String)],
+    scenario: u8,
+    report: &mut Report,
+    measure: impl AsyncFnOnce(&Server, &[Option<String>]) -> anyhow::Result<T>,
+) -> anyhow::Result<Option<T>> {
+    let tag = format!("{}-scenario-{scenario}", target.name());
+    let server = Server::start(run, target, env, &tag).await?;
+    let result = async {
+        let cookies = cookies_for(run, &server).await?;
+        measure(&server, &cookies).await
+    }
+    .await;
+    server.stop().await;
+    match result {
+        Ok(measured) => Ok(Some(measured)),
+        Err(e) if target.is_python() => {
+            eprintln!("bench: {}: scenario {scenario}: {e:#}", target.name());
+            report.cell(target, scenario, &format!("not run: {e:#}"));
+            Ok(None)
+        }
+        Err(e) => Err(e.context(format!("scenario {scenario}"))),
+    }
+}
+
 fn connect_limit(sizes: &Sizes, target: Target) -> Duration {
     if target.is_python() {
         Duration::from_secs_f64(sizes.python_connect_limit)
