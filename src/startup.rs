@@ -227,6 +227,7 @@ pub async fn serve_opened(
     let (stop_tx, stop_rx) = watch::channel(false);
     let (state, health) = build_opened(opened, stop_rx).await?;
     tokio::spawn(web::revocation::run(state.clone()));
+    tokio::spawn(web::keepalive::run(state.clone()));
     tokio::spawn(web::memory::run(state.clone()));
     if let Some(listener) = metrics {
         let router = web::metrics_router(state.clone()).layer(axum::Extension(health.clone()));
@@ -251,7 +252,8 @@ pub async fn serve_opened(
     let listen = ListenLimits::of(limits);
     let shutdown = async move {
         shutdown.await;
-        // Open sockets start their leave notices and 1001 closes at once.
+        // Open sockets start their leave notices and 1001 closes at once
+        // (`revocation::run` tells each).
         let _ = stop_tx.send(true);
     };
     let deadline = listener::serve(listener, app, listen, shutdown, limits.shutdown_timeout).await;

@@ -1,7 +1,8 @@
 //! Autobahn|Testsuite conformance run: `wstest -m fuzzingclient` against an echo endpoint that
 //! uses Whisper's WebSocket stack exactly as the chat socket does (`web::upgrade`, its
-//! settings from `web::socket::configure`, text written by `web::upgrade::send_text` — large
-//! messages in fragments — and served by `web::listener::serve`).
+//! settings from `web::socket::configure`, frames read and written by `web::wire` — control
+//! frames captured from tungstenite, data frames written whole with `writev` — the close
+//! rules of `web::conn::close_for` and `Wire::goodbye`, served by `web::listener::serve`).
 //!
 //! wstest comes from `compat/autobahn.sh` (a Python 2.7 virtualenv, `compat/.venv-autobahn`).
 //! Cases 12.* and 13.* (permessage-deflate) are excluded: Whisper does not negotiate
@@ -17,13 +18,14 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
-use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
+use std::collections::VecDeque;
 use tokio_tungstenite::tungstenite::Message;
 use whisper::config::Settings;
 use whisper::web::listener::{ListenLimits, serve};
-use whisper::web::socket;
-use whisper::web::upgrade::{self, Upgrade, WebSocket};
+use whisper::web::upgrade::Upgrade;
+use whisper::web::wire::{Echo, Wire};
+use whisper::web::{conn, socket};
 
 const AGENT: &str = "whisper";
 const WSTEST_TIMEOUT: Duration = Duration::from_secs(600);
@@ -55,28 +57,24 @@ async fn echo(State(settings): State<&'static Settings>, upgrade: Upgrade) -> Re
 }
 
 /// Echoes text as text and binary as binary; ends as the chat socket does (`close_for` and
-/// `goodbye` of `web::socket`): after the peer's close, the queued close reply is flushed;
-/// after a read error, a close with the matching code is sent.
-async fn echo_socket(mut socket: WebSocket) {
+/// `goodbye`): after the peer's close, the queued close reply is flushed; after a read error,
+/// a close with the matching code is sent.
+async fn echo_socket(mut wire: Wire) {
+    let mut queue = VecDeque::new();
     let close = loop {
-        match socket.next().await {
-            Some(Ok(Message::Text(text))) => {
-                let sent = upgrade::send_text(&mut socket, text).await;
-                if sent.is_err() || socket.flush().await.is_err() {
-                    return;
-                }
-            }
-            Some(Ok(msg @ Message::Binary(_))) => {
-                if socket.send(msg).await.is_err() {
-                    return;
-                }
-            }
-            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+        let echo = match wire.next().await {
+            Some(Ok(Message::Text(text))) => Echo::Text(text),
+            Some(Ok(Message::Binary(data))) => Echo::Binary(data),
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
             Some(Ok(Message::Close(_))) | None => break None,
-            Some(Err(e)) => break socket::close_for(e),
+            Some(Err(e)) => break conn::close_for(e),
+        };
+        queue.push_back(echo);
+        if wire.send_all(&mut queue).await.is_err() {
+            return;
         }
     };
-    socket::goodbye(&mut socket, close).await;
+    wire.goodbye(queue, close).await;
 }
 
 /// `compat/autobahn.sh`: the path of wstest, installing it if needed.

@@ -5,177 +5,378 @@
 //! (`WS_OUTBOUND_QUEUE_BYTES`). The byte bound is what protects memory (a slow reader keeps
 //! frames alive that everyone else has released); the frame bound can then be generous, so a
 //! reader that loses its core for a few milliseconds during a burst is not cut off.
+//!
+//! The queue is also how its connection is woken, for anything: one lock guards the frames,
+//! a set of [`Wake`] bits and the task's waker. A delivery sets [`Wake::FRAMES`], an overflow
+//! [`Wake::OVERFLOW`]; the connection gives the other bits their meaning (its socket is
+//! readable, a keep-alive ping is due, its session was revoked, …) and raises them through a
+//! [`Signal`] or a waker from [`Inbox::waker`]. So a connection asleep costs nothing to check,
+//! and when it wakes it takes, under one lock, its frames and the reasons it was woken: it
+//! polls only what changed (issue 12: polling every source on every wake was most of the cost
+//! of a delivery). A new delivery wakes the task only if it is not already awake.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
-use tokio::sync::{Notify, mpsc};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Context, Wake as StdWake, Waker};
 
 use crate::chat::protocol::Frame;
 
 /// Identifies one connection within a process.
 pub type ConnId = u64;
 
-struct Overflow {
-    flagged: AtomicBool,
-    notify: Notify,
-    /// Bytes of the frames queued now, and the most allowed.
-    queued_bytes: AtomicUsize,
+/// Why a connection was woken: a set of bits. Bits 0 and 1 are the queue's; the connection
+/// defines the others for its own sources.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Wake(pub u32);
+
+impl Wake {
+    /// Frames were queued.
+    pub const FRAMES: Wake = Wake(1);
+    /// A delivery was dropped because the queue was full: the connection must close.
+    pub const OVERFLOW: Wake = Wake(1 << 1);
+    /// The first bit free for the connection's own sources.
+    pub const FIRST_FREE: u32 = 2;
+
+    pub fn contains(self, other: Wake) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl std::ops::BitOr for Wake {
+    type Output = Wake;
+    fn bitor(self, rhs: Wake) -> Wake {
+        Wake(self.0 | rhs.0)
+    }
+}
+
+impl std::ops::BitOrAssign for Wake {
+    fn bitor_assign(&mut self, rhs: Wake) {
+        self.0 |= rhs.0;
+    }
+}
+
+struct Shared {
+    id: ConnId,
+    capacity: usize,
     max_bytes: usize,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    frames: VecDeque<Frame>,
+    /// Bytes of the frames queued now.
+    bytes: usize,
+    /// Raised and not yet taken.
+    raised: Wake,
+    /// Stays set once the queue overflowed.
+    overflowed: bool,
+    /// The inbox is gone: deliveries are refused.
+    closed: bool,
+    /// The task to wake, registered by its last [`Inbox::take`]; taken by the first wake.
+    waker: Option<Waker>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets `bits` and wakes the task if it is asleep (outside the lock); false once the
+    /// inbox is gone.
+    fn raise(&self, bits: Wake) -> bool {
+        let mut state = self.lock();
+        if state.closed {
+            return false;
+        }
+        state.raised |= bits;
+        let waker = state.waker.take();
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        true
+    }
 }
 
 /// The sending half: cheap to clone, never blocks.
 #[derive(Clone)]
-pub struct Mailbox {
-    id: ConnId,
-    tx: mpsc::Sender<Frame>,
-    overflow: Arc<Overflow>,
-}
+pub struct Mailbox(Arc<Shared>);
 
 /// The receiving half, owned by the connection's task.
-pub struct Inbox {
-    rx: mpsc::Receiver<Frame>,
-    overflow: Arc<Overflow>,
-}
+pub struct Inbox(Arc<Shared>);
+
+/// Raises bits on a connection's queue, waking it; holds no more than a weak reference, so a
+/// registry of signals (keep-alive, revocation) keeps no connection alive.
+#[derive(Clone)]
+pub struct Signal(Weak<Shared>);
 
 /// A new queue holding at most `capacity` frames and `max_bytes` bytes of frames (one frame
 /// larger than `max_bytes` is still accepted into an empty queue).
 pub fn mailbox(id: ConnId, capacity: usize, max_bytes: usize) -> (Mailbox, Inbox) {
-    let (tx, rx) = mpsc::channel(capacity.max(1));
-    let overflow = Arc::new(Overflow {
-        flagged: AtomicBool::new(false),
-        notify: Notify::new(),
-        queued_bytes: AtomicUsize::new(0),
+    let shared = Arc::new(Shared {
+        id,
+        capacity: capacity.max(1),
         max_bytes,
+        state: Mutex::new(State::default()),
     });
-    (
-        Mailbox {
-            id,
-            tx,
-            overflow: overflow.clone(),
-        },
-        Inbox { rx, overflow },
-    )
+    (Mailbox(shared.clone()), Inbox(shared))
 }
 
 impl Mailbox {
     pub fn id(&self) -> ConnId {
-        self.id
+        self.0.id
     }
 
     /// Queues a frame. Returns false when it was dropped: the queue is full (the member is then
     /// flagged as overflowed and will be closed) or the connection is gone.
     pub fn deliver(&self, frame: Frame) -> bool {
-        let o = &self.overflow;
+        let shared = &*self.0;
         let len = frame.len();
-        let before = o.queued_bytes.fetch_add(len, Ordering::AcqRel);
-        if before > 0 && before + len > o.max_bytes {
-            o.queued_bytes.fetch_sub(len, Ordering::AcqRel);
-            self.flag();
+        let mut state = shared.lock();
+        if state.closed {
             return false;
         }
-        match self.tx.try_send(frame) {
-            Ok(()) => true,
-            Err(e) => {
-                o.queued_bytes.fetch_sub(len, Ordering::AcqRel);
-                if matches!(e, mpsc::error::TrySendError::Full(_)) {
-                    self.flag();
-                }
-                false
-            }
+        let full = state.frames.len() >= shared.capacity
+            || (state.bytes > 0 && state.bytes + len > shared.max_bytes);
+        let bit = if full {
+            state.overflowed = true;
+            Wake::OVERFLOW
+        } else {
+            state.frames.push_back(frame);
+            state.bytes += len;
+            Wake::FRAMES
+        };
+        state.raised |= bit;
+        let waker = state.waker.take();
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
         }
-    }
-
-    fn flag(&self) {
-        if !self.overflow.flagged.swap(true, Ordering::AcqRel) {
-            self.overflow.notify.notify_one();
-        }
+        !full
     }
 }
 
 impl Inbox {
-    /// The next queued frame; `None` only once every mailbox clone is gone.
-    pub async fn recv(&mut self) -> Option<Frame> {
-        let frame = self.rx.recv().await?;
-        self.taken(&frame);
-        Some(frame)
+    /// Moves every queued frame to the back of `out` (when `frames` is true; a connection that
+    /// cannot write leaves them queued, where they count against the bounds) and returns the
+    /// bits raised since the last take. Registers the task's waker: the next delivery or raised
+    /// bit wakes it. [`Wake::OVERFLOW`] is returned on every take once the queue overflowed.
+    pub fn take(&mut self, cx: &Context<'_>, out: &mut VecDeque<Frame>, frames: bool) -> Wake {
+        let mut state = self.0.lock();
+        let mut raised = std::mem::take(&mut state.raised);
+        if state.overflowed {
+            raised |= Wake::OVERFLOW;
+        }
+        if frames && !state.frames.is_empty() {
+            if out.is_empty() {
+                // The two buffers trade places: no copy, and both allocations are reused.
+                std::mem::swap(&mut state.frames, out);
+            } else {
+                out.extend(state.frames.drain(..));
+            }
+            state.bytes = 0;
+        } else if !state.frames.is_empty() {
+            // Still queued: a later take must see them even without a new delivery.
+            raised |= Wake::FRAMES;
+        }
+        match &state.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => state.waker = Some(cx.waker().clone()),
+        }
+        raised
     }
 
-    /// A queued frame, if one is ready now.
+    /// A queued frame, if one is ready now (for tests).
     pub fn try_recv(&mut self) -> Option<Frame> {
-        let frame = self.rx.try_recv().ok()?;
-        self.taken(&frame);
+        let mut state = self.0.lock();
+        let frame = state.frames.pop_front()?;
+        state.bytes -= frame.len();
         Some(frame)
-    }
-
-    fn taken(&self, frame: &Frame) {
-        self.overflow
-            .queued_bytes
-            .fetch_sub(frame.len(), Ordering::AcqRel);
-    }
-
-    /// Resolves once a delivery to this connection was dropped because its queue was full.
-    pub async fn overflowed(&self) {
-        self.overflow_signal().wait().await
     }
 
     pub fn is_overflowed(&self) -> bool {
-        self.overflow.flagged.load(Ordering::Acquire)
+        self.0.lock().overflowed
     }
 
-    /// A handle to wait for overflow while the inbox itself is borrowed for receiving.
-    pub fn overflow_signal(&self) -> OverflowSignal {
-        OverflowSignal(self.overflow.clone())
+    /// A handle that raises bits on this queue.
+    pub fn signal(&self) -> Signal {
+        Signal(Arc::downgrade(&self.0))
+    }
+
+    /// A waker that raises `bits` (for an I/O source or a timer of the connection's own).
+    pub fn waker(&self, bits: Wake) -> Waker {
+        Waker::from(Arc::new(BitWaker {
+            signal: self.signal(),
+            bits,
+        }))
     }
 }
 
-/// Resolves when the connection's queue overflowed (see [`Inbox::overflow_signal`]).
-pub struct OverflowSignal(Arc<Overflow>);
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        state.closed = true;
+        state.frames = VecDeque::new();
+        state.bytes = 0;
+        state.waker = None;
+    }
+}
 
-impl OverflowSignal {
-    pub async fn wait(&self) {
-        // Register interest before checking the flag, so a notification in between is kept.
-        let notified = self.0.notify.notified();
-        if self.0.flagged.load(Ordering::Acquire) {
-            return;
-        }
-        notified.await;
+impl Signal {
+    /// Raises `bits` and wakes the connection; false once the connection is gone.
+    pub fn raise(&self, bits: Wake) -> bool {
+        self.0.upgrade().is_some_and(|shared| shared.raise(bits))
+    }
+}
+
+struct BitWaker {
+    signal: Signal,
+    bits: Wake,
+}
+
+impl StdWake for BitWaker {
+    fn wake(self: Arc<Self>) {
+        self.signal.raise(self.bits);
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.signal.raise(self.bits);
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
 
-    #[tokio::test]
-    async fn a_full_queue_flags_overflow_and_drops() {
-        let (mb, mut inbox) = mailbox(1, 2, usize::MAX);
-        assert!(mb.deliver(Frame::from_string("a".into())));
-        assert!(mb.deliver(Frame::from_string("b".into())));
-        assert!(!inbox.is_overflowed());
-        assert!(!mb.deliver(Frame::from_string("c".into())));
-        assert!(inbox.is_overflowed());
-        inbox.overflowed().await;
-        assert_eq!(inbox.try_recv().unwrap().as_str(), "a");
-        assert_eq!(inbox.recv().await.unwrap().as_str(), "b");
-        assert!(inbox.try_recv().is_none());
+    /// A waker that counts its wakes.
+    struct Count(AtomicUsize);
+
+    impl StdWake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
     }
 
-    #[tokio::test]
-    async fn the_byte_bound_flags_overflow_too() {
+    fn counting() -> (Arc<Count>, Waker) {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        (count.clone(), Waker::from(count))
+    }
+
+    fn frame(s: &str) -> Frame {
+        Frame::from_string(s.into())
+    }
+
+    #[test]
+    fn a_full_queue_flags_overflow_and_drops() {
+        let (mb, mut inbox) = mailbox(1, 2, usize::MAX);
+        assert!(mb.deliver(frame("a")));
+        assert!(mb.deliver(frame("b")));
+        assert!(!inbox.is_overflowed());
+        assert!(!mb.deliver(frame("c")));
+        assert!(inbox.is_overflowed());
+        assert_eq!(inbox.try_recv().unwrap().as_str(), "a");
+        assert_eq!(inbox.try_recv().unwrap().as_str(), "b");
+        assert!(inbox.try_recv().is_none());
+        let (_, waker) = counting();
+        let mut out = VecDeque::new();
+        let woke = inbox.take(&Context::from_waker(&waker), &mut out, true);
+        assert!(woke.contains(Wake::OVERFLOW));
+        // It stays overflowed.
+        assert!(
+            inbox
+                .take(&Context::from_waker(&waker), &mut out, true)
+                .contains(Wake::OVERFLOW)
+        );
+    }
+
+    #[test]
+    fn the_byte_bound_flags_overflow_too() {
         let (mb, mut inbox) = mailbox(1, 100, 10);
         // One frame larger than the bound still fits an empty queue.
-        assert!(mb.deliver(Frame::from_string("x".repeat(12))));
-        assert!(!mb.deliver(Frame::from_string("y".into())));
+        assert!(mb.deliver(frame(&"x".repeat(12))));
+        assert!(!mb.deliver(frame("y")));
         assert!(inbox.is_overflowed());
         assert_eq!(inbox.try_recv().unwrap().len(), 12);
         let (mb, mut inbox) = mailbox(2, 100, 10);
         for _ in 0..5 {
-            assert!(mb.deliver(Frame::from_string("ab".into())));
+            assert!(mb.deliver(frame("ab")));
         }
-        assert!(!mb.deliver(Frame::from_string("c".into())));
-        // Reading frees the bytes again.
-        assert_eq!(inbox.recv().await.unwrap().as_str(), "ab");
-        assert!(mb.deliver(Frame::from_string("c".into())));
+        assert!(!mb.deliver(frame("c")));
+        let (mb, mut inbox2) = mailbox(3, 100, 10);
+        for _ in 0..5 {
+            assert!(mb.deliver(frame("ab")));
+        }
+        // Taking frees the bytes again.
+        let (_, waker) = counting();
+        let mut out = VecDeque::new();
+        inbox2.take(&Context::from_waker(&waker), &mut out, true);
+        assert_eq!(out.len(), 5);
+        assert!(mb.deliver(frame("c")));
+        assert!(!inbox2.is_overflowed());
+        assert_eq!(inbox.try_recv().unwrap().as_str(), "ab");
+    }
+
+    #[test]
+    fn take_moves_frames_in_order_and_reports_why() {
+        let (mb, mut inbox) = mailbox(1, 8, usize::MAX);
+        let (count, waker) = counting();
+        let cx = Context::from_waker(&waker);
+        let mut out = VecDeque::new();
+        assert!(inbox.take(&cx, &mut out, true).is_empty());
+        mb.deliver(frame("a"));
+        mb.deliver(frame("b"));
+        // One wake for the first delivery after a take, none for the next.
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        let why = inbox.take(&cx, &mut out, true);
+        assert_eq!(why, Wake::FRAMES);
+        mb.deliver(frame("c"));
+        inbox.take(&cx, &mut out, true);
+        let got: Vec<&str> = out.iter().map(Frame::as_str).collect();
+        assert_eq!(got, ["a", "b", "c"]);
+        assert_eq!(count.0.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn frames_left_queued_are_reported_again() {
+        let (mb, mut inbox) = mailbox(1, 8, usize::MAX);
+        let (_, waker) = counting();
+        let cx = Context::from_waker(&waker);
+        let mut out = VecDeque::new();
+        mb.deliver(frame("a"));
+        assert_eq!(inbox.take(&cx, &mut out, false), Wake::FRAMES);
+        assert!(out.is_empty());
+        assert_eq!(inbox.take(&cx, &mut out, false), Wake::FRAMES);
+        assert_eq!(inbox.take(&cx, &mut out, true), Wake::default());
+        assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn signals_and_bit_wakers_wake_with_their_bits() {
+        let (_mb, mut inbox) = mailbox(1, 8, usize::MAX);
+        let (count, waker) = counting();
+        let cx = Context::from_waker(&waker);
+        let mut out = VecDeque::new();
+        inbox.take(&cx, &mut out, true);
+        let signal = inbox.signal();
+        assert!(signal.raise(Wake(1 << 5)));
+        inbox.waker(Wake(1 << 6)).wake_by_ref();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(inbox.take(&cx, &mut out, true), Wake(1 << 5 | 1 << 6));
+        drop(inbox);
+        assert!(!signal.raise(Wake(1 << 5)));
+    }
+
+    #[test]
+    fn a_closed_inbox_refuses_deliveries() {
+        let (mb, inbox) = mailbox(1, 8, usize::MAX);
+        drop(inbox);
+        assert!(!mb.deliver(frame("a")));
     }
 }

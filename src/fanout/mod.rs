@@ -13,7 +13,7 @@ pub mod msgpack;
 mod redis;
 
 pub use local::LocalHub;
-pub use mailbox::{ConnId, Inbox, Mailbox, OverflowSignal, mailbox};
+pub use mailbox::{ConnId, Inbox, Mailbox, Signal, Wake, mailbox};
 pub use redis::{RedisBroker, RedisStatus, ping as redis_ping};
 
 use tokio::sync::oneshot;

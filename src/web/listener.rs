@@ -191,7 +191,7 @@ impl Drop for Admission {
 }
 
 /// A TCP stream that holds its connection slot, through a WebSocket upgrade too.
-struct Counted {
+pub struct Counted {
     stream: TcpStream,
     _admission: Admission,
 }

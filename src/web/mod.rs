@@ -5,7 +5,10 @@
 //! |---|---|
 //! | `pages.rs` | index, login, logout, favicon, 404 / APPEND_SLASH redirects |
 //! | `socket.rs` | `/chat/stream/`: handshake auth, the per-connection task |
-//! | `upgrade.rs` | the WebSocket opening handshake, fragmented writes of large messages |
+//! | `conn.rs` | a socket's event loop: what woke it, the closes, writing and reading |
+//! | `wire.rs` | a WebSocket after its handshake: tungstenite reads, frames written with no copy |
+//! | `keepalive.rs` | the keep-alive pings of every socket, spread evenly by one wheel |
+//! | `upgrade.rs` | the WebSocket opening handshake |
 //! | `effects.rs` | a consumer's effects carried out through the broker |
 //! | `session.rs` | Django sessions and `get_user`/`login`/`logout` for a request |
 //! | `csrf.rs` | CSRF cookie, tokens and the request check |
@@ -20,11 +23,13 @@
 //! | `listener.rs` | the accept loop: header deadline, connection limits, bounded shutdown |
 
 pub mod access_log;
+pub mod conn;
 pub mod csrf;
 pub mod effects;
 pub mod error;
 pub mod hashing;
 pub mod health;
+pub mod keepalive;
 pub mod listener;
 pub mod memory;
 pub mod pages;
@@ -35,6 +40,7 @@ pub mod socket;
 pub mod templates;
 pub mod throttle;
 pub mod upgrade;
+pub mod wire;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -88,8 +94,8 @@ pub struct Inner {
     pub login_failures: throttle::LoginFailures,
     /// Open sockets, re-checked by `revocation::run`.
     pub live_sockets: revocation::LiveSockets,
-    /// Where every socket's keep-alive grid starts (`socket::first_ping`).
-    pub ping_epoch: tokio::time::Instant,
+    /// Every socket's keep-alive turn (`WS_PING_INTERVAL`).
+    pub keepalive: keepalive::PingWheel,
 }
 
 impl std::ops::Deref for AppState {
@@ -125,6 +131,7 @@ impl AppState {
         let limits = &settings.limits;
         let handshakes = throttle::KeyedBuckets::new(limits.ws_handshakes);
         let user_sockets = throttle::UserSlots::new(limits.ws_max_sockets_per_user);
+        let keepalive = keepalive::PingWheel::new(limits.ws_ping_interval);
         let login_failures = throttle::LoginFailures::new(
             limits.login_failures_per_username,
             limits.login_failures_per_address,
@@ -150,7 +157,7 @@ impl AppState {
             user_sockets,
             login_failures,
             live_sockets: revocation::LiveSockets::default(),
-            ping_epoch: tokio::time::Instant::now(),
+            keepalive,
         }))
     }
 

@@ -14,102 +14,70 @@
 //! with `db` and `cached_db` the session's row must still be there and unexpired (one query),
 //! with `cache` its entry in the session cache (one pipeline of `EXISTS`; Redis drops an
 //! expired entry itself).
+//!
+//! Sockets are kept by the session they authenticated with (user, session key, auth hash), so
+//! a pass judges each session once and costs nothing per socket unless it tells the socket
+//! something: the browser tabs of one session, or the 100,000 members of a benchmark logged
+//! in as ten users, are a handful of judgements (issue 12). What a socket is told is a bit
+//! raised on its queue (`web::conn`); the same registry tells every socket when the server
+//! shuts down.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::Utc;
-use tokio::sync::Notify;
 
 use crate::config::SessionEngine;
 use crate::django::crypto::constant_time_eq;
 use crate::django::sessions::{self, AuthHashCheck};
-use crate::fanout::ConnId;
+use crate::fanout::{ConnId, Signal};
 use crate::web::AppState;
+use crate::web::conn::{
+    DEMOTE, PASSWORD_CHANGED, SESSION_ENDED, SHUTDOWN, USER_DEACTIVATED, USER_DELETED,
+};
 
 /// Closes sent to a revoked socket (4000–4999 are the application's range).
 pub const CLOSE_SESSION_ENDED: u16 = 4001;
 pub const CLOSE_PASSWORD_CHANGED: u16 = 4002;
 pub const CLOSE_USER_INACTIVE: u16 = 4003;
 
-/// What the check tells one socket.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Control {
-    /// Leave every room and close with this code and reason.
-    Revoke(u16, &'static str),
-    /// The user is no longer staff: leave the staff-only rooms.
-    Demote,
-}
-
-/// Where a socket's control waits for it: one slot, not a channel (a tokio channel allocates a
-/// block of 32 entries up front, 1.2 KB per socket, issue 12). A revocation replaces a pending
-/// demotion (leaving every room covers the staff-only ones); nothing replaces a revocation.
-#[derive(Default)]
-pub struct ControlSlot {
-    pending: Mutex<Option<Control>>,
-    /// Set with a pending revocation: what a busy socket reads between write batches.
-    revoked: std::sync::atomic::AtomicBool,
-    ready: Notify,
-}
-
-impl ControlSlot {
-    fn put(&self, control: Control) {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        if !matches!(*pending, Some(Control::Revoke(..))) {
-            *pending = Some(control);
-        }
-        if matches!(control, Control::Revoke(..)) {
-            self.revoked.store(true, Ordering::Release);
-        }
-        drop(pending);
-        self.ready.notify_one();
-    }
-
-    /// The revocation waiting to be taken, if one is, without taking it: a socket busy
-    /// delivering checks this between batches, so a steady room cannot hold a logout back.
-    pub fn revocation(&self) -> Option<Control> {
-        if !self.revoked.load(Ordering::Acquire) {
-            return None;
-        }
-        let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        (*pending).filter(|c| matches!(c, Control::Revoke(..)))
-    }
-
-    /// The next control, once one is put.
-    pub async fn recv(&self) -> Control {
-        loop {
-            let ready = self.ready.notified();
-            if let Some(control) = self
-                .pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take()
-            {
-                return control;
-            }
-            ready.await;
-        }
-    }
-}
-
-/// One open socket, as its handshake saw it.
-struct Live {
+/// What a socket's handshake authenticated with: the sockets of one browser session share it,
+/// and the check judges each such group once, whatever its number of sockets.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct SessionKey {
     user_id: i64,
     /// The stored session's key (`None` for signed cookies); checked against `django_session`
     /// rows with the `db` and `cached_db` engines.
     session_key: Option<String>,
     auth_hash: String,
-    is_staff: bool,
-    control: Arc<ControlSlot>,
-    /// The last pass whose snapshot held this socket.
+}
+
+/// The open sockets of one [`SessionKey`].
+struct Group {
+    sockets: Vec<Member>,
+    /// The last pass whose snapshot held this group.
     pass: u64,
+}
+
+struct Member {
+    id: ConnId,
+    is_staff: bool,
+    signal: Signal,
+}
+
+#[derive(Default)]
+struct Registry {
+    groups: HashMap<Arc<SessionKey>, Group>,
+    sockets: usize,
+    /// Set by [`LiveSockets::shut_down`]: a socket registered later is told at once.
+    shut_down: bool,
 }
 
 /// The open sockets of this process.
 #[derive(Clone, Default)]
 pub struct LiveSockets {
-    sockets: Arc<Mutex<HashMap<ConnId, Live>>>,
+    inner: Arc<Mutex<Registry>>,
     /// Passes of [`check`] begun.
     passes: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -117,21 +85,32 @@ pub struct LiveSockets {
 /// Keeps a socket registered until dropped.
 pub struct Registration {
     sockets: LiveSockets,
+    key: Arc<SessionKey>,
     id: ConnId,
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.sockets.lock().remove(&self.id);
+        let mut registry = self.sockets.lock();
+        let Some(group) = registry.groups.get_mut(&self.key) else {
+            return;
+        };
+        let before = group.sockets.len();
+        group.sockets.retain(|m| m.id != self.id);
+        let removed = before - group.sockets.len();
+        if group.sockets.is_empty() {
+            registry.groups.remove(&self.key);
+        }
+        registry.sockets -= removed;
     }
 }
 
 impl LiveSockets {
-    fn lock(&self) -> MutexGuard<'_, HashMap<ConnId, Live>> {
-        self.sockets.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Registry> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers a socket; its controls arrive on the returned receiver.
+    /// Registers a socket; what the check finds reaches it through `signal`.
     pub fn register(
         &self,
         id: ConnId,
@@ -139,38 +118,69 @@ impl LiveSockets {
         session_key: Option<String>,
         auth_hash: String,
         is_staff: bool,
-    ) -> (Registration, Arc<ControlSlot>) {
-        let control = Arc::new(ControlSlot::default());
-        self.lock().insert(
+        signal: Signal,
+    ) -> Registration {
+        let key = SessionKey {
+            user_id,
+            session_key,
+            auth_hash,
+        };
+        let mut registry = self.lock();
+        if registry.shut_down {
+            signal.raise(SHUTDOWN);
+        }
+        let pass = self.passes.load(Ordering::Relaxed);
+        let key = match registry.groups.get_key_value(&key) {
+            Some((shared, _)) => shared.clone(),
+            None => Arc::new(key),
+        };
+        let group = registry.groups.entry(key.clone()).or_insert(Group {
+            sockets: Vec::new(),
+            // Not judged by a pass already under way: its queries may not cover this user.
+            pass,
+        });
+        group.sockets.push(Member {
             id,
-            Live {
-                user_id,
-                session_key,
-                auth_hash,
-                is_staff,
-                control: control.clone(),
-                pass: 0,
-            },
-        );
-        (
-            Registration {
-                sockets: self.clone(),
-                id,
-            },
-            control,
-        )
+            is_staff,
+            signal,
+        });
+        registry.sockets += 1;
+        Registration {
+            sockets: self.clone(),
+            key,
+            id,
+        }
     }
 
+    /// Tells every open socket, and every socket registered from now on, that the server
+    /// shuts down (close 1001).
+    pub fn shut_down(&self) {
+        let mut registry = self.lock();
+        registry.shut_down = true;
+        for group in registry.groups.values() {
+            for member in &group.sockets {
+                member.signal.raise(SHUTDOWN);
+            }
+        }
+    }
+
+    /// Open sockets.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().sockets
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Distinct sessions among the open sockets (what one check pass judges).
+    pub fn sessions(&self) -> usize {
+        self.lock().groups.len()
+    }
 }
 
-/// Runs the check every `SESSION_RECHECK_SECONDS` until the server shuts down.
+/// Runs the check every `SESSION_RECHECK_SECONDS` until the server shuts down; then tells
+/// every socket to close.
 pub async fn run(app: AppState) {
     let every = app.settings.limits.session_recheck;
     let mut shutdown = app.shutdown.clone();
@@ -178,7 +188,7 @@ pub async fn run(app: AppState) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = shutdown.changed() => return,
+            _ = shutdown.wait_for(|stopping| *stopping) => break,
             _ = tick.tick() => {}
         }
         if let Err(e) = check(&app).await {
@@ -186,35 +196,28 @@ pub async fn run(app: AppState) {
             tracing::warn!(error = %e, "session re-check failed");
         }
     }
+    app.live_sockets.shut_down();
 }
 
-/// One pass over every open socket.
+/// One pass over every open socket, one judgement per session.
 pub async fn check(app: &AppState) -> Result<(), crate::store::StoreError> {
-    // Only the sockets of this snapshot are judged: one registered while the queries run has
-    // just been checked by its handshake, and its user may not be among those fetched.
-    // Nothing per socket is copied: each is marked with the pass, and its user and session
-    // key are gathered once per distinct value.
+    // Only the sessions of this snapshot are judged: a session first seen while the queries
+    // run has just been checked by its handshake, and its user may not be among those fetched.
     let pass = app.live_sockets.passes.fetch_add(1, Ordering::Relaxed) + 1;
     let (users, keys) = {
-        let mut live = app.live_sockets.lock();
-        if live.is_empty() {
+        let mut registry = app.live_sockets.lock();
+        if registry.groups.is_empty() {
             return Ok(());
         }
         let mut users: HashSet<i64> = HashSet::new();
-        let mut keys: HashSet<&str> = HashSet::new();
-        for socket in live.values_mut() {
-            socket.pass = pass;
+        let mut keys: Vec<String> = Vec::new();
+        for (key, group) in registry.groups.iter_mut() {
+            group.pass = pass;
+            users.insert(key.user_id);
+            keys.extend(key.session_key.clone());
         }
-        for socket in live.values() {
-            users.insert(socket.user_id);
-            if let Some(key) = &socket.session_key {
-                keys.insert(key);
-            }
-        }
-        let keys: Vec<String> = keys.into_iter().map(str::to_string).collect();
-        (users, keys)
+        (users.into_iter().collect::<Vec<i64>>(), keys)
     };
-    let users: Vec<i64> = users.into_iter().collect();
     let found: HashMap<i64, crate::store::User> = app
         .store
         .users_by_ids(&users)
@@ -236,54 +239,58 @@ pub async fn check(app: &AppState) -> Result<(), crate::store::StoreError> {
     let secret = app.settings.secret().to_string();
     let fallbacks = app.settings.fallback_secrets();
     let mut expected: HashMap<i64, String> = HashMap::new();
-    let mut live = app.live_sockets.lock();
-    for socket in live.values_mut() {
-        if socket.pass != pass {
+    let mut registry = app.live_sockets.lock();
+    for (key, group) in registry.groups.iter_mut() {
+        if group.pass != pass {
             continue;
         }
-        let control = match found.get(&socket.user_id) {
-            None => Some(Control::Revoke(CLOSE_USER_INACTIVE, "user deleted")),
-            Some(user) if !user.is_active => {
-                Some(Control::Revoke(CLOSE_USER_INACTIVE, "user deactivated"))
-            }
+        let verdict = match found.get(&key.user_id) {
+            None => Some(USER_DELETED),
+            Some(user) if !user.is_active => Some(USER_DEACTIVATED),
             Some(_)
                 if stored
-                    && socket
+                    && key
                         .session_key
                         .as_ref()
-                        .is_some_and(|key| !live_keys.contains(key)) =>
+                        .is_some_and(|k| !live_keys.contains(k)) =>
             {
-                Some(Control::Revoke(CLOSE_SESSION_ENDED, "session ended"))
+                Some(SESSION_ENDED)
             }
             Some(user) => {
-                // One HMAC per user and pass, not per socket (a user's sockets share it); only
-                // a hash that differs from the current one goes through the fallback keys.
+                // One HMAC per user and pass, not per session or socket; only a hash that
+                // differs from the current one goes through the fallback keys.
                 let current = expected
                     .entry(user.id)
                     .or_insert_with(|| sessions::session_auth_hash(&user.password, &secret));
-                let check = if constant_time_eq(socket.auth_hash.as_bytes(), current.as_bytes()) {
+                let check = if constant_time_eq(key.auth_hash.as_bytes(), current.as_bytes()) {
                     AuthHashCheck::Current
                 } else {
-                    sessions::check_auth_hash(
-                        &socket.auth_hash,
-                        &user.password,
-                        &secret,
-                        &fallbacks,
-                    )
+                    sessions::check_auth_hash(&key.auth_hash, &user.password, &secret, &fallbacks)
                 };
                 if check == AuthHashCheck::Mismatch {
-                    Some(Control::Revoke(CLOSE_PASSWORD_CHANGED, "password changed"))
-                } else if socket.is_staff && !user.is_staff {
-                    socket.is_staff = false;
-                    Some(Control::Demote)
+                    Some(PASSWORD_CHANGED)
+                } else if !user.is_staff {
+                    // Staff sockets of a user who is staff no more leave their staff rooms.
+                    demote(&mut group.sockets);
+                    None
                 } else {
                     None
                 }
             }
         };
-        if let Some(control) = control {
-            socket.control.put(control);
+        if let Some(bit) = verdict {
+            for member in &group.sockets {
+                member.signal.raise(bit);
+            }
         }
     }
     Ok(())
+}
+
+/// Tells the staff sockets of a group to leave their staff-only rooms, once.
+fn demote(sockets: &mut [Member]) {
+    for member in sockets.iter_mut().filter(|m| m.is_staff) {
+        member.is_staff = false;
+        member.signal.raise(DEMOTE);
+    }
 }
