@@ -244,6 +244,7 @@ struct Socket {
 
 /// The socket's task: not an `async fn`, whose arguments rustc stores twice (as arguments and
 /// as locals); the block below uses them where they are.
+#[allow(clippy::manual_async_fn)]
 fn serve(
     app: AppState,
     mut conn: Conn,
