@@ -195,3 +195,51 @@ async fn slow_reader_closed(vars: &[(&str, &str)]) {
     );
     b.expect_silence(200).await;
 }
+
+/// Frames go from the queue to the socket with `writev` and no write buffer (`web::wire`), so
+/// a reader that stops makes writes stop part-way through a frame, and keep-alive pings are
+/// queued meanwhile. When it reads again, every frame arrives whole and in order, pings only
+/// between frames (the client's parser would fail the connection on a torn frame).
+#[tokio::test]
+async fn a_reader_that_pauses_gets_every_frame_whole_and_in_order() {
+    const COUNT: usize = 240;
+    let vars: Vec<_> = [
+        ("WS_PING_INTERVAL", "0.1"),
+        ("WS_PING_TIMEOUT", "60"),
+        ("WS_WRITE_TIMEOUT", "60"),
+        ("WS_OUTBOUND_QUEUE_BYTES", "67108864"),
+    ]
+    .iter()
+    .chain(&UNTHROTTLED)
+    .copied()
+    .collect();
+    let (server, alice, bob) = lobby_with(&vars).await;
+    let (mut a, mut b) = both_in_lobby(&server, alice, bob).await;
+    // Sizes from a few bytes to 200 KiB, ~13 MiB in all: more than the loopback socket buffers
+    // hold, so alice's socket stops taking bytes in the middle of some frame.
+    let sizes = |i: usize| [3, 125, 126, 65_535, 65_536, 200_000][i % 6] + i;
+    let mut wanted = Vec::with_capacity(COUNT);
+    for i in 0..COUNT {
+        let message = format!("\"{i:04} {}\"", "m".repeat(sizes(i)));
+        let want = chat(r#""1""#, "bob", &message);
+        assert_eq!(b.call(&send(r#""1""#, &message)).await, want);
+        wanted.push(want);
+    }
+    // Let the keep-alive queue pings while alice's writes are stuck.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for (i, want) in wanted.iter().enumerate() {
+        let got = a.recv().await;
+        assert!(
+            got == *want,
+            "frame {i}: {} bytes, wanted {}",
+            got.len(),
+            want.len()
+        );
+    }
+    // The connection is still sound both ways.
+    assert_eq!(
+        a.call(&send(r#""1""#, "null")).await,
+        chat(r#""1""#, "alice", "null")
+    );
+    assert_eq!(b.recv().await, chat(r#""1""#, "alice", "null"));
+}
