@@ -202,7 +202,11 @@ fn zlib_decompress_bounded(data: &[u8], limit: usize) -> Option<Vec<u8>> {
         if out.len() > limit {
             return None;
         }
-        out.reserve((limit + 1 - out.len()).clamp(1, 64 * 1024));
+        // Room for about four times the input at first, then doubling: the inflater clears
+        // the spare room it is given on every call, and a session of a few hundred bytes
+        // needs no 64 KiB (issue 12: that clearing was a third of a handshake's instructions).
+        let room = out.len().max(4 * data.len()).max(256);
+        out.reserve(room.min(limit + 1 - out.len()).max(1));
         let (in_before, out_before) = (inflater.total_in(), inflater.total_out());
         let rest = data.get(usize::try_from(in_before).ok()?..)?;
         let status = inflater
