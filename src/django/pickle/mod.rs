@@ -13,53 +13,48 @@
 //! objects, sets, persistent ids, out-of-band buffers — is refused with a [`PickleError`] that
 //! names the reason, and nothing is ever imported or called. So are shared or recursive
 //! containers (one container reached twice through the memo; CPython writes that only for
-//! aliased objects), `int`s beyond 64 bits (see below) and streams over [`Limits`].
+//! aliased objects), `int`s beyond 64 bits and streams over [`Limits`]. No session or
+//! presence dict holds such an `int`, and refusing them keeps each one a machine word: a
+//! `LONG4` of a mebibyte would be a number whose decimal text takes quadratic time to write.
 //!
-//! # The crate, checked (serde-pickle 1.2.0, by Georg Brandl)
+//! # The decoder
 //!
-//! The reading is done by `serde-pickle` 1.2.0 (MIT/Apache-2.0; November 2024; 1.x since 2021;
-//! ~250k downloads a month, used by ~90 crates; written by a CPython core developer). Its source
-//! was read for this module (`src/de.rs`):
+//! [`loads`] is one pass over the input: a stack machine over the binary opcodes CPython
+//! writes for the types above (`PROTO` up to 5, `FRAME`, `MEMOIZE`/`BINPUT`/`BINGET`, the
+//! scalars and strings, `MARK`, `APPEND(S)`, `SETITEM(S)`, `TUPLE…`), building each value
+//! bottom-up as its opcodes arrive, so nothing recurses however deep the stream. Any other
+//! opcode is refused by name, saying what Python would have done with it. It guards, as it
+//! reads:
 //!
-//! * It reads every opcode of protocols 0–5 (`FRAME` lengths are skipped, `MEMOIZE`,
-//!   `SHORT_BINUNICODE`, `BINFLOAT`, `NEWTRUE`…), and never imports or calls anything: `GLOBAL`
-//!   and `STACK_GLOBAL` become an opaque marker, `REDUCE` of it stays opaque (an error when
-//!   converted). **But it does not refuse objects**: `INST`/`OBJ`/`NEWOBJ`/`NEWOBJ_EX` and
-//!   `copyreg._reconstructor` silently become an empty dict, `BUILD` replaces the object by its
-//!   state, and `set`/`frozenset`/`bytearray` are rebuilt from their `REDUCE` arguments. Pickled
-//!   objects would thus read as plausible dicts.
-//! * Lengths are not preallocated (`read_to_end` on a `take(n)` reader), so a declared length
-//!   costs at most the bytes actually present. **But** every `MARK` allocates a 128-slot stack
-//!   (~5 KiB), `DUP` deep-copies the stack top, memoizing a memo reference deep-copies the
-//!   entry, and every further use of a memoized value is a deep copy when values are handed
-//!   out: a few bytes of `BINGET` can expand to gigabytes (a "billion laughs").
-//! * Conversion recurses once per nesting level (a deep stream overflows the thread's stack).
-//! * Dict order: its own `Value` keeps dicts in a `BTreeMap` (sorted, order lost), but its
-//!   serde `Deserializer` hands out dict entries in stream order, so this module reads through
-//!   serde with its own visitor. Through serde an `int` beyond `i64` is an error ("integer too
-//!   large") and a tuple looks like a list.
+//! * an input cap, and declared lengths (strings, bytes, `LONG`s, `FRAME`s) within the input,
+//!   so a length costs at most the bytes actually present;
+//! * at most [`Limits::max_depth`] nesting levels and open `MARK`s (the value's `Drop`,
+//!   `Debug` and `PartialEq` do recurse);
+//! * at most [`Limits::max_nodes`] values and [`Limits::max_text_bytes`] of string and bytes
+//!   payload, counted again at every memo read: each read is a copy, and a few bytes of
+//!   `BINGET` would otherwise expand to gigabytes (a "billion laughs");
+//! * memo slots set once, read only when set, and never read for a container: this model has
+//!   no object identity, so a shared or recursive container could only be copied (or never
+//!   end). A slot keeps a scalar's value or a string's place in the input, never a copy;
+//! * one memo write per value (CPython never memoizes twice), valid UTF-8, `int`s within 64
+//!   bits, `str` and `int` dict keys, an even count for `SETITEMS`, one value at `STOP` and
+//!   nothing after it.
 //!
-//! What this module guards itself ([`guard`], run on every input before the crate sees it):
-//! an input cap; an allowlist of the opcodes CPython writes for the types above (everything
-//! else refused by name); declared lengths within the input; `FRAME` lengths within the input;
-//! at most [`Limits::max_depth`] nesting levels and open `MARK`s; at most [`Limits::max_nodes`]
-//! values; memo slots set once, read only when set, and never read for a container; a budget
-//! on the string bytes the crate will copy out of the memo; valid UTF-8; one value at `STOP`
-//! and nothing after it; `int`s within 64 bits. The guard also records which sequences are
-//! tuples (in the order the crate visits them), so tuples read back as tuples.
-//!
-//! Another candidate, deser-pickle 0.10 (part of mitsuhiko's deser framework), reads big ints
-//! and keeps order, but records objects as data as well, is pre-1.0 and brings its own data
-//! model; serde-pickle was kept.
+//! The reading used to be done by the `serde-pickle` crate behind a pre-scan of this
+//! module: the crate silently turns objects into plausible dicts (`BUILD` keeps the state,
+//! `set`s are rebuilt from their `REDUCE`), deep-copies memo reads, recurses once per level
+//! and loses tuples through serde. Both passes cost ~206,000 instructions for a 10-user
+//! presence dict, which is read on every chat message; this one ~63,000, most of them the
+//! value model's own allocations and SipHash-keyed dict inserts.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 
 use indexmap::IndexMap;
 use num_bigint::BigInt;
 
 mod decode;
 mod encode;
-mod guard;
 mod json;
 #[cfg(test)]
 mod tests;
@@ -68,7 +63,7 @@ pub use decode::{loads, loads_with};
 pub use encode::dumps;
 pub use json::{from_json, object_from_json, object_to_json, to_json};
 
-/// Bounds on what [`loads`] accepts; past them a pickle is refused before it is decoded.
+/// Bounds on what [`loads`] accepts; a pickle is refused as soon as it goes past one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Input size in bytes.
@@ -149,10 +144,24 @@ impl PyValue {
 }
 
 /// A dict key: `str` or `int` (the keys sessions and the presence dict use).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DictKey {
     Str(String),
     Int(BigInt),
+}
+
+/// Without the variant tag, and an `int` within 64 bits as one `i64`: every cache read fills
+/// dicts, and SipHash pays per write. Equal keys still hash alike.
+impl Hash for DictKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        match self {
+            DictKey::Str(s) => s.hash(state),
+            DictKey::Int(n) => match i64::try_from(n) {
+                Ok(n) => state.write_i64(n),
+                Err(_) => n.hash(state),
+            },
+        }
+    }
 }
 
 impl fmt::Display for DictKey {
@@ -204,6 +213,12 @@ impl PyDict {
         self.0.len()
     }
 
+    /// Room for `additional` more entries (sized by values already read, never by a length
+    /// the input declares).
+    pub(super) fn reserve(&mut self, additional: usize) {
+        self.0.reserve(additional);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -220,8 +235,8 @@ impl FromIterator<(DictKey, PyValue)> for PyDict {
     }
 }
 
-/// Why a pickle was refused. Every refusal happens before anything is built from the stream
-/// (or while the guarded crate converts it), and nothing is executed either way.
+/// Why a pickle was refused. Refusals happen as the stream is read, before the part refused is
+/// built; nothing is executed either way.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PickleError {
     #[error("empty pickle")]

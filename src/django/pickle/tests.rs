@@ -278,3 +278,216 @@ fn limits_are_configurable() {
     assert_eq!(loads_with(&data, tight), Err(PickleError::TooDeep(2)));
     assert_eq!(loads(&data).unwrap(), value);
 }
+
+/// A presence dict of `n` users as the fork stores it.
+fn presence(n: i64) -> PyValue {
+    let mut all = PyDict::new();
+    for id in 1..=n {
+        let mut e = PyDict::new();
+        e.insert("username", PyValue::str(format!("user{id}")));
+        e.insert("name", PyValue::str(format!("User Number {id}")));
+        e.insert("left", PyValue::Bool(id % 3 == 0));
+        e.insert("last_update", PyValue::Float(1_700_000_000.25 + id as f64));
+        all.insert(id, PyValue::Dict(e));
+    }
+    PyValue::Dict(all)
+}
+
+/// Time per `loads` of a 10-entry presence dict; printed, not asserted
+/// (`cargo test --release --lib pickle::tests::loads_speed -- --nocapture`).
+#[test]
+fn loads_speed() {
+    let value = presence(10);
+    let data = dumps(&value, Protocol::V5);
+    assert_eq!(loads(&data).unwrap(), value);
+    let start = std::time::Instant::now();
+    let mut runs = 0u32;
+    while runs < 1000 || start.elapsed() < std::time::Duration::from_millis(300) {
+        std::hint::black_box(loads(std::hint::black_box(&data)).unwrap());
+        runs += 1;
+    }
+    let ns = start.elapsed().as_nanos() / u128::from(runs);
+    println!(
+        "loads of a {}-byte presence dict: {ns} ns ({runs} runs)",
+        data.len()
+    );
+}
+
+#[test]
+fn cpythons_own_bytes_read_as_the_golden_values() {
+    let doc = golden();
+    for case in doc["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let value = untag(&case["value"]);
+        for key in ["4", "5"] {
+            let Some(hex) = case[key].get("hex").and_then(Json::as_str) else {
+                continue;
+            };
+            let data = hex::decode(hex).unwrap();
+            match loads(&data) {
+                Ok(back) => assert!(same(&back, &value), "{name} ({key}): read {back:?}"),
+                // Only the cases holding an int beyond 64 bits are refused, and for that.
+                Err(e) => assert!(
+                    matches!(name, "ints" | "int keys") && e == PickleError::BigInt,
+                    "{name} ({key}): {e}"
+                ),
+            }
+        }
+    }
+}
+
+#[test]
+fn reads_what_dumps_writes_for_nested_values() {
+    let edges = [
+        0,
+        1,
+        -1,
+        255,
+        256,
+        65_535,
+        65_536,
+        i64::from(i32::MAX),
+        i64::from(i32::MIN),
+        i64::from(i32::MAX) + 1,
+        i64::from(i32::MIN) - 1,
+        i64::MAX,
+        i64::MIN,
+        i64::MAX - 1,
+        i64::MIN + 1,
+    ];
+    let ints = PyValue::List(edges.iter().map(|&n| PyValue::int(n)).collect());
+    let floats = PyValue::Tuple(
+        [
+            0.0,
+            -0.0,
+            1.5,
+            -2.25e300,
+            f64::MIN_POSITIVE / 4.0,
+            f64::INFINITY,
+            f64::NAN,
+        ]
+        .into_iter()
+        .map(PyValue::Float)
+        .collect(),
+    );
+    let bytes = PyValue::List(vec![
+        PyValue::Bytes(vec![]),
+        PyValue::Bytes(vec![]),
+        PyValue::Bytes(vec![0xff]),
+        PyValue::Bytes(vec![0xff]),
+        PyValue::Bytes((0..=255).collect()),
+        PyValue::Bytes(vec![7; 70_000]),
+    ]);
+    // Dicts with the same keys (memoized once, read back with BINGET), strings CPython shares.
+    let entry = |i: i64| {
+        let mut d = PyDict::new();
+        d.insert("name", PyValue::str(format!("née {i}")));
+        d.insert(
+            "tags",
+            PyValue::List(vec![PyValue::str("a"), PyValue::str("")]),
+        );
+        d.insert(
+            i,
+            PyValue::Tuple(vec![PyValue::None, PyValue::Bool(i % 2 == 0)]),
+        );
+        PyValue::Dict(d)
+    };
+    let mut big = PyDict::new();
+    for i in 0..1001 {
+        big.insert(DictKey::Str(format!("k{i}")), PyValue::int(-i));
+    }
+    let value = PyValue::Tuple(vec![
+        PyValue::List((0..300).map(entry).collect()),
+        ints,
+        floats,
+        bytes,
+        PyValue::str("x".repeat(300)),
+        PyValue::str("☃".repeat(30_000)),
+        PyValue::Dict(big),
+        PyValue::Tuple(vec![PyValue::Tuple(vec![]), PyValue::List(vec![])]),
+    ]);
+    for protocol in [Protocol::V4, Protocol::V5] {
+        let data = dumps(&value, protocol);
+        // The 300 entries share their keys: LONG_BINGET past memo slot 255.
+        assert!(data.contains(&b'j'));
+        let back = loads(&data).unwrap();
+        assert!(same(&back, &value), "{protocol:?}");
+    }
+}
+
+#[test]
+fn hand_written_streams_read_or_are_refused_as_python_would() {
+    let ok = |body: &[u8]| loads(&proto4(body)).unwrap_or_else(|e| panic!("{body:?}: {e}"));
+    let err = |body: &[u8]| loads(&proto4(body)).unwrap_err();
+    // BINPUT and LONG_BINPUT with ids out of order (protocol 2 style), read back.
+    let v = ok(b"(\x8c\x01aq\x07\x8c\x01br\x00\x00\x01\x00h\x07j\x00\x00\x01\x00t.");
+    let strs = |s: &[&str]| PyValue::Tuple(s.iter().map(|s| PyValue::str(*s)).collect());
+    assert_eq!(v, strs(&["a", "b", "a", "b"]));
+    // A slot set out of order, then reached by MEMOIZE's count, is a reuse.
+    let e = err(b"N\x94Nq\x02N\x94N\x94N.");
+    assert!(e.to_string().contains("memo slot 2 reused"), "{e}");
+    assert!(
+        err(b"Nq\x01h\x00.")
+            .to_string()
+            .contains("before it is set")
+    );
+    assert!(err(b"N\x94\x94.").to_string().contains("memoized twice"));
+    assert!(
+        err(b"N\x94h\x00\x94.")
+            .to_string()
+            .contains("memoized twice")
+    );
+    assert!(err(b"}\x94h\x00.").to_string().contains("shared"));
+    // LONG1: empty is 0, nine bytes fit when the ninth repeats the sign.
+    assert_eq!(ok(b"\x8a\x00."), PyValue::int(0));
+    assert_eq!(
+        ok(b"\x8a\x09\xff\xff\xff\xff\xff\xff\xff\xff\xff."),
+        PyValue::int(-1)
+    );
+    assert_eq!(ok(b"\x8a\x01\x80."), PyValue::int(-128));
+    assert_eq!(
+        err(b"\x8a\x09\xff\xff\xff\xff\xff\xff\xff\x7f\xff."),
+        PickleError::BigInt
+    );
+    assert_eq!(
+        err(b"\x8b\x09\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01."),
+        PickleError::BigInt
+    );
+    // Dict keys: str and int only; a repeated key keeps its place and takes the last value.
+    for (body, name) in [
+        (&b"}(\x88N\x8c\x01aNu."[..], "bool"),
+        (b"}(N\x8c\x01au.", "NoneType"),
+        (b"}G\x3f\xf0\x00\x00\x00\x00\x00\x00Ns.", "float"),
+        (b"}(C\x01aNu.", "bytes"),
+        (b"}]Ns.", "list"),
+        (b"})Ns.", "tuple"),
+    ] {
+        let want = format!("a dict key of type {name} (only str and int keys are read)");
+        assert_eq!(err(body), PickleError::Unsupported(want));
+    }
+    let PyValue::Dict(d) = ok(b"}(\x8c\x01aK\x01K\x02K\x02\x8c\x01aK\x03u.") else {
+        panic!()
+    };
+    let entries: Vec<_> = d.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    assert_eq!(
+        entries,
+        [
+            ("\"a\"".into(), PyValue::int(3)),
+            ("2".into(), PyValue::int(2))
+        ]
+    );
+    // Stack and MARK errors.
+    for body in [
+        &b"a."[..],
+        b"]a.",
+        b"(]e(.",
+        b"e.",
+        b"N(s.",
+        b"N(Nu.",
+        b"(N.",
+        b"N)s.",
+        b")Na.",
+    ] {
+        assert!(matches!(err(body), PickleError::Malformed(_)), "{body:?}");
+    }
+}
