@@ -13,21 +13,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::anyhow;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 
+pub use crate::connect::{Ws, connect, connect_many, join};
 use crate::lasts::Lasts;
-use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::header::COOKIE;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
-use tokio_tungstenite::{WebSocketStream, client_async_with_config};
-
-pub type Ws = WebSocketStream<TcpStream>;
 type Sink = SplitSink<Ws, Message>;
 
 /// Microseconds since the bench started, on the monotonic clock every sender and receiver share.
@@ -39,77 +33,6 @@ pub fn now_us() -> u64 {
 /// A latency histogram in microseconds, 1 µs to 10 min, two significant digits.
 pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000, 2).expect("valid histogram bounds")
-}
-
-/// Opens a WebSocket to `/chat/stream/`, with the session cookie when the target has logins,
-/// from the loopback `source` address when one is given (each source address has its own
-/// ~28,000 ephemeral ports, so 100,000 sockets need several: 127.0.0.2, .3, …).
-pub async fn connect(
-    addr: SocketAddr,
-    source: Option<IpAddr>,
-    cookie: Option<&str>,
-    read_buffer: usize,
-) -> anyhow::Result<Ws> {
-    let stream = match source {
-        None => TcpStream::connect(addr).await.context("TCP connect")?,
-        Some(ip) => {
-            let socket = TcpSocket::new_v4()?;
-            no_port_at_bind(&socket);
-            socket
-                .bind(SocketAddr::new(ip, 0))
-                .with_context(|| format!("binding a source port on {ip}"))?;
-            socket.connect(addr).await.context("TCP connect")?
-        }
-    };
-    stream.set_nodelay(true)?;
-    let mut request = format!("ws://{addr}/chat/stream/").into_client_request()?;
-    if let Some(cookie) = cookie {
-        request.headers_mut().insert(COOKIE, cookie.parse()?);
-    }
-    let config = WebSocketConfig::default()
-        .read_buffer_size(read_buffer)
-        .write_buffer_size(0);
-    let (ws, _) = client_async_with_config(request, stream, Some(config))
-        .await
-        .context("WebSocket handshake")?;
-    Ok(ws)
-}
-
-/// `IP_BIND_ADDRESS_NO_PORT`: the kernel picks the source port at connect time, for the whole
-/// 4-tuple, instead of at bind time, where finding a port no other socket of that address
-/// holds gets slower with every socket bound (tens of thousands of sockets).
-fn no_port_at_bind(socket: &TcpSocket) {
-    use std::os::fd::AsRawFd;
-    let on: libc::c_int = 1;
-    // SAFETY: setsockopt reads `on` for the length given; the descriptor is the socket's own.
-    unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_BIND_ADDRESS_NO_PORT,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
-}
-
-/// Sends a join and waits for its ack (`{"join": …}`); an `{"error": …}` reply fails.
-pub async fn join(ws: &mut Ws, room: i64) -> anyhow::Result<()> {
-    ws.send(Message::text(format!(
-        r#"{{"command": "join", "room": {room}}}"#
-    )))
-    .await?;
-    while let Some(msg) = ws.next().await {
-        if let Message::Text(text) = msg? {
-            if text.starts_with(r#"{"join""#) {
-                return Ok(());
-            }
-            if text.starts_with(r#"{"error""#) {
-                bail!("join refused: {}", text.as_str());
-            }
-        }
-    }
-    bail!("socket closed before the join ack")
 }
 
 /// What one receiver counted in the current step.
@@ -260,50 +183,6 @@ impl StepResult {
     pub fn holds(&self, p99_limit_ms: f64) -> bool {
         self.lost == 0 && self.closed == 0 && !self.behind && self.p(0.99) <= p99_limit_ms
     }
-}
-
-/// Connects `count` sockets round-robin over `addrs` (from `sources`, round-robin, when given)
-/// with cookies round-robin over `cookies`, `concurrency` handshakes at a time, each joined to
-/// `rooms[i % rooms.len()]`. Returns them and the time it took. Fails if any socket fails or
-/// `limit` passes first.
-#[allow(clippy::too_many_arguments)]
-pub async fn connect_many(
-    addrs: &[SocketAddr],
-    sources: &[IpAddr],
-    rooms: &[i64],
-    cookies: &[Option<String>],
-    count: usize,
-    read_buffer: usize,
-    concurrency: usize,
-    limit: Duration,
-) -> anyhow::Result<(Vec<Ws>, Duration)> {
-    let started = Instant::now();
-    let attempts = futures_util::stream::iter(0..count)
-        .map(|i| {
-            let addr = addrs[i % addrs.len()];
-            let room = rooms[i % rooms.len()];
-            let cookie = cookies[i % cookies.len()].clone();
-            let source = (!sources.is_empty()).then(|| sources[i % sources.len()]);
-            async move {
-                let mut ws = connect(addr, source, cookie.as_deref(), read_buffer).await?;
-                join(&mut ws, room).await?;
-                anyhow::Ok(ws)
-            }
-        })
-        .buffered(concurrency.max(1));
-    let collect = attempts.collect::<Vec<_>>();
-    let results = match tokio::time::timeout(limit, collect).await {
-        Ok(results) => results,
-        Err(_) => bail!(
-            "connecting {count} sockets took over {:.0} s",
-            limit.as_secs_f64()
-        ),
-    };
-    let mut sockets = Vec::with_capacity(count);
-    for (i, result) in results.into_iter().enumerate() {
-        sockets.push(result.with_context(|| format!("socket {i}"))?);
-    }
-    Ok((sockets, started.elapsed()))
 }
 
 impl Swarm {

@@ -9,6 +9,7 @@
 //! * `servers`: starting, probing and stopping target processes, and their RSS;
 //! * `bare`: the reference server (`bench serve-bare PORT`);
 //! * `login`: logging in through the real login page;
+//! * `connect`: opening WebSockets, joined, many at a time on every core;
 //! * `load`: the WebSocket clients, paced senders and per-step delivery statistics, with
 //!   `lasts`: each message's latency to its last receipt;
 //! * `scenarios`: scenarios 1–5 built from those parts, `scale_out`: scenario 6 on each
@@ -20,6 +21,7 @@
 
 mod bare;
 mod big_room;
+mod connect;
 mod cost;
 mod hostile;
 mod lasts;

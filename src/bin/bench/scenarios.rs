@@ -27,7 +27,7 @@ use anyhow::Context;
 use crate::load::{Layout, StepResult, Swarm, connect_many};
 use crate::login::{http_client, login, login_all};
 use crate::report::Report;
-use crate::servers::Server;
+use crate::servers::{Server, cpu_seconds};
 use crate::setup::{PASSWORD, Run};
 use crate::{Layer, Sizes, Target, big_room, hostile, members, scale_out};
 
@@ -412,6 +412,12 @@ async fn connect_scenario(
     let before = server.rss_kib()?;
     let concurrency = if target.is_python() { 64 } else { 256 };
     let limit = connect_limit(sizes, target);
+    // Which side the rate says something about: the server's CPU and the generator's own.
+    let cpu = || -> anyhow::Result<(f64, f64)> {
+        let server = cpu_seconds(server.pid().context("server exited")?)?;
+        Ok((server, cpu_seconds(std::process::id())?))
+    };
+    let cpu_before = cpu()?;
     match connect_many(
         &[server.addr],
         &[],
@@ -425,6 +431,14 @@ async fn connect_scenario(
     .await
     {
         Ok((sockets, took)) => {
+            let cpu_after = cpu()?;
+            let secs = took.as_secs_f64();
+            eprintln!(
+                "bench: {}: scenario 4: CPU while connecting: server {:.0} %, generator {:.0} % of one core",
+                target.name(),
+                100.0 * (cpu_after.0 - cpu_before.0) / secs,
+                100.0 * (cpu_after.1 - cpu_before.1) / secs,
+            );
             tokio::time::sleep(Duration::from_secs(1)).await;
             let after = server.rss_kib()?;
             let per_socket = after.saturating_sub(before) as f64 / n as f64;
