@@ -218,7 +218,7 @@ pub async fn serve_opened(
     let metrics = match (metrics, opened.settings.metrics_addr) {
         (Some(bound), _) => Some(bound),
         (None, Some(addr)) => Some(
-            TcpListener::bind(addr)
+            web::listener::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen on METRICS_ADDR {addr}"))?,
         ),
@@ -256,7 +256,13 @@ pub async fn serve_opened(
         // (`revocation::run` tells each).
         let _ = stop_tx.send(true);
     };
-    let deadline = listener::serve(listener, app, listen, shutdown, limits.shutdown_timeout).await;
+    // On a worker of its own, not on the thread that awaits this (`runserver`'s main thread
+    // under `block_on`): there every accepted connection was a wake across threads, which held
+    // a connect storm to about one core (issue 12).
+    let accepting = listener::serve(listener, app, listen, shutdown, limits.shutdown_timeout);
+    let deadline = tokio::spawn(accepting)
+        .await
+        .context("the accept loop failed")?;
     // Upgraded sockets outlive hyper's connections: they share the deadline to send their
     // leave notices and close frames.
     if tokio::time::timeout_at(deadline, state.sockets_drained())

@@ -10,8 +10,6 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use tokio::net::TcpListener;
-
 use crate::config::{DatabaseUrl, Settings};
 
 use super::{CommandError, CommandResult, open_store};
@@ -158,7 +156,7 @@ pub async fn run(settings: Settings, args: &Args) -> CommandResult {
     }
     let settings = &opened.settings;
 
-    let listener = match TcpListener::bind((host.as_str(), port)).await {
+    let listener = match crate::web::listener::bind((host.as_str(), port)).await {
         Ok(l) => l,
         Err(e) => {
             eprintln!("Error: {}", bind_error(&e));

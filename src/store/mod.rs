@@ -61,6 +61,7 @@ macro_rules! dispatch {
 }
 
 pub mod cache;
+mod flight;
 mod migrate;
 mod rooms;
 mod session_store;
@@ -93,6 +94,15 @@ pub struct Store {
     users: std::sync::Arc<UserSource>,
     /// `whisper_db_query_duration_seconds` ([`Store::with_query_latency`]).
     query_latency: Option<Latency>,
+    /// The reads a handshake makes, shared while in flight (`flight`).
+    flights: std::sync::Arc<HandshakeReads>,
+}
+
+/// A session row by its key, a user by id.
+#[derive(Default)]
+struct HandshakeReads {
+    sessions: flight::Flights<String, Option<String>>,
+    users: flight::Flights<i64, Option<User>>,
 }
 
 impl fmt::Debug for Store {
@@ -283,6 +293,7 @@ impl Store {
             db,
             users: UserSource::new(&crate::config::UserModel::default()),
             query_latency: None,
+            flights: Default::default(),
         }
     }
 

@@ -30,6 +30,9 @@ use crate::django::sessions::{
 
 /// How often one kind of unreadable-session warning is logged.
 const WARN_EVERY: Duration = Duration::from_secs(600);
+/// Session rows kept decoded ([`SessionStore::decode_row`]), and the longest row kept.
+const DECODED_ROWS: usize = 1024;
+const DECODED_ROW_BYTES: usize = 4096;
 
 /// A session as loaded for a request.
 #[derive(Debug, Default)]
@@ -50,6 +53,8 @@ pub struct SessionStore {
     keys: Vec<String>,
     cookie_age: u64,
     warned: Mutex<HashMap<&'static str, Instant>>,
+    /// Rows already decoded, by their text.
+    decoded: Mutex<HashMap<String, SessionData>>,
 }
 
 impl SessionStore {
@@ -73,6 +78,7 @@ impl SessionStore {
             keys,
             cookie_age: settings.session_cookie_age,
             warned: Mutex::new(HashMap::new()),
+            decoded: Mutex::new(HashMap::new()),
         })
     }
 
@@ -104,6 +110,28 @@ impl SessionStore {
         self.keys.iter().map(String::as_str).collect()
     }
 
+    /// `SessionStore.decode` of a stored row (no max age: the row's `expire_date` bounds it).
+    /// The same text always decodes to the same data under this process's keys, so a row read
+    /// again (a browser's tabs and reconnects; the ten users behind a benchmark's 10,000
+    /// sockets) is verified, inflated and parsed once: that was most of a handshake's work
+    /// (issue 12). At most [`DECODED_ROWS`] rows of up to [`DECODED_ROW_BYTES`] are kept.
+    fn decode_row(&self, text: &str, ts: u64) -> SessionData {
+        let lock = || self.decoded.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(data) = lock().get(text) {
+            return data.clone();
+        }
+        let data =
+            sessions::decode(text, &self.key_strs(), SESSION_SALT, None, ts).unwrap_or_default();
+        if text.len() <= DECODED_ROW_BYTES {
+            let mut decoded = lock();
+            if decoded.len() >= DECODED_ROWS {
+                decoded.clear();
+            }
+            decoded.insert(text.to_string(), data.clone());
+        }
+        data
+    }
+
     /// The session named by a cookie value. Missing, expired, tampered or unreadable sessions
     /// are empty (Django's behaviour); only storage trouble is an error.
     pub async fn load(
@@ -112,12 +140,11 @@ impl SessionStore {
         now: DateTime<Utc>,
     ) -> Result<LoadedSession, StoreError> {
         let ts = now.timestamp().max(0) as u64;
-        let keys = self.key_strs();
-        let decode =
-            |text: &str| sessions::decode(text, &keys, SESSION_SALT, None, ts).unwrap_or_default();
+        let decode = |text: &str| self.decode_row(text, ts);
         let mut loaded = LoadedSession::default();
         match self.engine {
             SessionEngine::SignedCookies => {
+                let keys = self.key_strs();
                 let max_age = Some(self.cookie_age);
                 loaded.data = sessions::decode(cookie, &keys, SIGNED_COOKIES_SALT, max_age, ts)
                     .unwrap_or_default();

@@ -21,17 +21,20 @@ impl Store {
         if !usable_key(key) {
             return Ok(None);
         }
-        let data = dispatch!(self, pool, dt => {
-            sqlx::query_scalar::<_, String>(
-                "SELECT session_data FROM django_session \
-                 WHERE session_key = $1 AND expire_date > $2",
-            )
-            .bind(key)
-            .bind(dt(now))
-            .fetch_optional(pool)
-            .await?
-        });
-        Ok(data)
+        let read = || async {
+            Ok(dispatch!(self, pool, dt => {
+                sqlx::query_scalar::<_, String>(
+                    "SELECT session_data FROM django_session \
+                     WHERE session_key = $1 AND expire_date > $2",
+                )
+                .bind(key)
+                .bind(dt(now))
+                .fetch_optional(pool)
+                .await?
+            }))
+        };
+        let flights = self.flights.clone();
+        flights.sessions.read(&key.to_string(), read).await
     }
 
     /// Which of these keys name an unexpired row (the live revocation check: one statement

@@ -141,7 +141,11 @@ impl Store {
     /// The user with this primary key.
     pub async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
         let sql = self.user_table().await?.by_id.clone();
-        self.fetch_user(&sql, Key::Id(id)).await
+        let flights = self.flights.clone();
+        flights
+            .users
+            .read(&id, || self.fetch_user(&sql, Key::Id(id)))
+            .await
     }
 
     /// The users with these primary keys, in statements of at most 500 ids (the live

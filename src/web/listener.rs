@@ -32,6 +32,31 @@ use tower::ServiceExt;
 
 use crate::config::Limits;
 
+/// Connections the kernel holds for the accept loop. `TcpListener::bind` asks for 128, and a
+/// connect storm of a few hundred at once overflowed it: each connection dropped there waits
+/// a second for its SYN to be sent again (issue 12: 126 of 10,000 in a run, a second added to
+/// every such run). 2,048 is uvicorn's default; the kernel caps it at `net.core.somaxconn`.
+pub const BACKLOG: u32 = 2048;
+
+/// Listens on the first of `addr`'s addresses that binds, with [`BACKLOG`] (and, as
+/// `TcpListener::bind` does, `SO_REUSEADDR`).
+pub async fn bind(addr: impl tokio::net::ToSocketAddrs) -> io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host(addr).await? {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr).and_then(|()| socket.listen(BACKLOG)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind")))
+}
+
 /// What the accept loop enforces.
 #[derive(Clone, Copy, Debug)]
 pub struct ListenLimits {

@@ -72,7 +72,7 @@ impl TestServer {
             .expect("open sqlite")
             .with_user_model(&settings.user_model);
         store.migrate().await.expect("migrate");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = whisper::web::listener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let metrics = match settings.metrics_addr {
             Some(at) => Some(tokio::net::TcpListener::bind(at).await.unwrap()),

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
@@ -23,7 +23,9 @@ const QUEUE: usize = 4096;
 type Rooms = Arc<RwLock<HashMap<String, Vec<(u64, mpsc::Sender<Utf8Bytes>)>>>>;
 
 pub async fn serve(port: u16, notices: bool) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+    // The backlog Whisper listens with (`web::listener::BACKLOG`), not `bind`'s 128: the
+    // reference must not drop SYNs in a connect storm either.
+    let listener = whisper::web::listener::bind(("127.0.0.1", port)).await?;
     let rooms: Rooms = Arc::default();
     let mut next_id = 0u64;
     loop {
