@@ -53,15 +53,14 @@ struct SessionKey {
     auth_hash: String,
 }
 
-/// The open sockets of one [`SessionKey`].
+/// The open sockets of one [`SessionKey`], by id (a benchmark puts thousands in one).
 struct Group {
-    sockets: Vec<Member>,
+    sockets: HashMap<ConnId, Member>,
     /// The last pass whose snapshot held this group.
     pass: u64,
 }
 
 struct Member {
-    id: ConnId,
     is_staff: bool,
     signal: Signal,
 }
@@ -95,13 +94,11 @@ impl Drop for Registration {
         let Some(group) = registry.groups.get_mut(&self.key) else {
             return;
         };
-        let before = group.sockets.len();
-        group.sockets.retain(|m| m.id != self.id);
-        let removed = before - group.sockets.len();
+        let removed = group.sockets.remove(&self.id).is_some();
         if group.sockets.is_empty() {
             registry.groups.remove(&self.key);
         }
-        registry.sockets -= removed;
+        registry.sockets -= usize::from(removed);
     }
 }
 
@@ -135,15 +132,11 @@ impl LiveSockets {
             None => Arc::new(key),
         };
         let group = registry.groups.entry(key.clone()).or_insert(Group {
-            sockets: Vec::new(),
+            sockets: HashMap::new(),
             // Not judged by a pass already under way: its queries may not cover this user.
             pass,
         });
-        group.sockets.push(Member {
-            id,
-            is_staff,
-            signal,
-        });
+        group.sockets.insert(id, Member { is_staff, signal });
         registry.sockets += 1;
         Registration {
             sockets: self.clone(),
@@ -158,7 +151,7 @@ impl LiveSockets {
         let mut registry = self.lock();
         registry.shut_down = true;
         for group in registry.groups.values() {
-            for member in &group.sockets {
+            for member in group.sockets.values() {
                 member.signal.raise(SHUTDOWN);
             }
         }
@@ -279,7 +272,7 @@ pub async fn check(app: &AppState) -> Result<(), crate::store::StoreError> {
             }
         };
         if let Some(bit) = verdict {
-            for member in &group.sockets {
+            for member in group.sockets.values() {
                 member.signal.raise(bit);
             }
         }
@@ -288,8 +281,8 @@ pub async fn check(app: &AppState) -> Result<(), crate::store::StoreError> {
 }
 
 /// Tells the staff sockets of a group to leave their staff-only rooms, once.
-fn demote(sockets: &mut [Member]) {
-    for member in sockets.iter_mut().filter(|m| m.is_staff) {
+fn demote(sockets: &mut HashMap<ConnId, Member>) {
+    for member in sockets.values_mut().filter(|m| m.is_staff) {
         member.is_staff = false;
         member.signal.raise(DEMOTE);
     }

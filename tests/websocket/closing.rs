@@ -243,3 +243,35 @@ async fn a_reader_that_pauses_gets_every_frame_whole_and_in_order() {
     );
     assert_eq!(b.recv().await, chat(r#""1""#, "alice", "null"));
 }
+
+/// Many clients that answer every ping stay, whatever falls in one keep-alive step: a
+/// wheel turn rings a crowd at once, and every pong of the crowd must count.
+#[tokio::test]
+async fn a_crowd_that_answers_pings_is_never_dropped() {
+    const CLIENTS: usize = 300;
+    let vars = [
+        ("WS_PING_INTERVAL", "0.5"),
+        ("WS_PING_TIMEOUT", "0.5"),
+        ("WS_MAX_SOCKETS_PER_USER", "1000"),
+        ("WS_HANDSHAKES_PER_MINUTE", "100000"),
+    ];
+    let (server, alice, _) = lobby_with(&vars).await;
+    let mut readers = Vec::new();
+    for _ in 0..CLIENTS {
+        let mut ws = server.ws_for(alice).await;
+        assert_eq!(ws.call(&join(r#""1""#)).await, ack_join(1, "Lobby"));
+        // Reading is what answers pings (the client's pong goes out on its next read).
+        readers.push(tokio::spawn(async move {
+            while let Some(msg) = ws.stream.next().await {
+                if msg.is_err() || matches!(msg, Ok(Message::Close(_))) {
+                    return false;
+                }
+            }
+            false
+        }));
+    }
+    // Eight keep-alive limits go by.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert_eq!(healthz(&server).await["open_sockets"], CLIENTS as u64);
+    assert!(readers.iter().all(|r| !r.is_finished()));
+}
