@@ -10,7 +10,9 @@
 //! Values are read with `GETRANGE 0 <cap>`, so an oversized value never crosses the wire
 //! whole; what cannot be read is [`Cached::Unreadable`] with the reason, never an error.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, Mutex};
 
 use num_bigint::BigInt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -47,7 +49,14 @@ pub struct DjangoCache {
     config: CacheConfig,
     conn: ConnectionManager,
     limits: Limits,
+    /// The dicts [`DjangoCache::update`] wrote last, by Redis key, with the SHA-1 of their
+    /// bytes: the next update of the key starts from there instead of reading and decoding.
+    written: Arc<Mutex<HashMap<String, (String, PyValue)>>>,
 }
+
+/// Keys whose last written dict [`DjangoCache::update`] keeps, and the largest kept.
+const WRITTEN_KEYS: usize = 1024;
+const WRITTEN_BYTES: usize = 64 << 10;
 
 impl fmt::Debug for DjangoCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -89,6 +98,7 @@ impl DjangoCache {
             config: config.clone(),
             conn,
             limits: Limits::default(),
+            written: Arc::default(),
         })
     }
 
@@ -204,8 +214,15 @@ impl DjangoCache {
     /// A read-modify-write of one key that no concurrent writer through this method can undo:
     /// `change` gets what the key holds (`None` when missing) and returns the new value, or
     /// `None` to leave the key alone. The write happens only while the key still holds the
-    /// bytes that were read (a Lua script compares their SHA-1 inside Redis); otherwise the
-    /// read and `change` are repeated, at most [`UPDATE_ATTEMPTS`] times. Whether it wrote.
+    /// bytes that were read (a Lua script compares their SHA-1 inside Redis); otherwise
+    /// `change` is repeated on what the key holds now, at most [`UPDATE_ATTEMPTS`] times.
+    /// Whether it wrote.
+    ///
+    /// A dict this method wrote is kept (up to [`WRITTEN_KEYS`] keys), and the next update of
+    /// the key starts from it without a read: when no other writer came between, one round
+    /// trip and no decoding (the presence dict is updated on every message, issue 12); when
+    /// one did, the script's refusal carries what the key holds, so a stale guess costs what
+    /// the read would have.
     ///
     /// Python code that does `cache.get()` then `cache.set()` (the Whisper fork's presence) is
     /// not protected from itself, but it can no longer make Whisper's updates disappear
@@ -221,22 +238,17 @@ impl DjangoCache {
     {
         let redis_key = self.key(key);
         let cap = self.limits.max_bytes;
+        let remembered = self.lock_written().remove(&redis_key);
+        let mut known = remembered.map(|(digest, value)| (Some(Cached::Value(value)), digest));
         for _ in 0..UPDATE_ATTEMPTS {
-            let raw: Vec<u8> = self
-                .query(redis::cmd("GETRANGE").arg(&redis_key).arg(0).arg(cap))
-                .await?;
-            let (current, expected) = if raw.is_empty() {
-                (None, String::new())
-            } else if raw.len() > cap {
-                // Only a prefix was read: its hash cannot match, so the write is unconditional.
-                let too_large = PickleError::TooLarge {
-                    size: raw.len(),
-                    limit: cap,
-                };
-                (Some(Cached::Unreadable(too_large)), "*".to_string())
-            } else {
-                let digest = hex::encode(<sha1::Sha1 as sha1::Digest>::digest(&raw));
-                (Some(decode(&raw, self.limits)), digest)
+            let (current, expected) = match known.take() {
+                Some(known) => known,
+                None => {
+                    let raw: Vec<u8> = self
+                        .query(redis::cmd("GETRANGE").arg(&redis_key).arg(0).arg(cap))
+                        .await?;
+                    self.judge(&raw)
+                }
             };
             let Some(value) = change(current) else {
                 return Ok(false);
@@ -250,18 +262,38 @@ impl DjangoCache {
                 (Some(s), CacheBackend::Django) => ("EX", s),
                 (Some(s), CacheBackend::DjangoRedis) => ("PX", s.saturating_mul(1000)),
             };
+            let data = encode(&value, &self.config);
             let mut conn = self.conn.clone();
-            let written: i64 = compare_and_set_script()
+            let answer: redis::Value = compare_and_set_script()
                 .key(&redis_key)
                 .arg(expected)
-                .arg(encode(&value, &self.config))
+                .arg(&data)
                 .arg(unit)
                 .arg(amount)
+                .arg(cap)
                 .invoke_async(&mut conn)
                 .await
                 .map_err(cache_error)?;
-            if written == 1 {
-                return Ok(true);
+            match answer {
+                redis::Value::Int(1) => {
+                    self.remember(redis_key, &data, value);
+                    return Ok(true);
+                }
+                // Refused: what the key holds now (at most `cap` + 1 bytes), or nothing.
+                redis::Value::Array(held) => {
+                    let raw = match held.into_iter().next() {
+                        Some(redis::Value::BulkString(raw)) => raw,
+                        _ => Vec::new(),
+                    };
+                    known = Some(self.judge(&raw));
+                }
+                other => {
+                    return Err(StoreError::Cache(redis::RedisError::from((
+                        redis::ErrorKind::UnexpectedReturnType,
+                        "compare-and-set answered",
+                        format!("{other:?}"),
+                    ))));
+                }
             }
         }
         tracing::warn!(
@@ -269,6 +301,41 @@ impl DjangoCache {
             "cache update given up after {UPDATE_ATTEMPTS} concurrent changes"
         );
         Ok(false)
+    }
+
+    /// What [`DjangoCache::update`] makes of the bytes a key holds (at most `cap` + 1 read):
+    /// the value, and the SHA-1 its write must find (`""` for a missing key; `"*"`, write
+    /// whatever is there, for a value only partly read).
+    fn judge(&self, raw: &[u8]) -> (Option<Cached>, String) {
+        let cap = self.limits.max_bytes;
+        if raw.is_empty() {
+            (None, String::new())
+        } else if raw.len() > cap {
+            // Only a prefix was read: its hash cannot match, so the write is unconditional.
+            let too_large = PickleError::TooLarge {
+                size: raw.len(),
+                limit: cap,
+            };
+            (Some(Cached::Unreadable(too_large)), "*".to_string())
+        } else {
+            (Some(decode(raw, self.limits)), sha1_hex(raw))
+        }
+    }
+
+    fn lock_written(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, PyValue)>> {
+        self.written.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps a dict just written under `redis_key` (see [`DjangoCache::update`]).
+    fn remember(&self, redis_key: String, data: &[u8], value: PyValue) {
+        if !matches!(value, PyValue::Dict(_)) || data.len() > WRITTEN_BYTES {
+            return;
+        }
+        let mut written = self.lock_written();
+        if written.len() >= WRITTEN_KEYS {
+            written.clear();
+        }
+        written.insert(redis_key, (sha1_hex(data), value));
     }
 
     /// `Some(seconds)` to expire, `None` for no expiry.
@@ -349,7 +416,9 @@ impl DjangoCache {
 pub const UPDATE_ATTEMPTS: usize = 5;
 
 /// `SET key value [EX|PX n]` only while the key holds what was read: `ARGV[1]` is the SHA-1 of
-/// those bytes (`""` = the key was missing, `"*"` = write whatever it holds).
+/// those bytes (`""` = the key was missing, `"*"` = write whatever it holds). Returns 1 when
+/// written; otherwise what the key holds, as a list of its first `ARGV[5]` + 1 bytes (empty
+/// when missing), so the caller need not read it again.
 fn compare_and_set_script() -> &'static redis::Script {
     static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
     SCRIPT.get_or_init(|| {
@@ -359,7 +428,10 @@ local current = redis.call('GET', KEYS[1])
 if ARGV[1] ~= '*' then
   local seen = ''
   if current then seen = redis.sha1hex(current) end
-  if seen ~= ARGV[1] then return 0 end
+  if seen ~= ARGV[1] then
+    if current then return {string.sub(current, 1, tonumber(ARGV[5]) + 1)} end
+    return {}
+  end
 end
 if ARGV[3] == '' then
   redis.call('SET', KEYS[1], ARGV[2])
@@ -370,6 +442,10 @@ return 1
 ",
         )
     })
+}
+
+fn sha1_hex(data: &[u8]) -> String {
+    hex::encode(<sha1::Sha1 as sha1::Digest>::digest(data))
 }
 
 #[derive(Clone, Copy)]

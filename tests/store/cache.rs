@@ -87,3 +87,62 @@ async fn cache_update_keeps_every_concurrent_change() {
         .unwrap();
     assert_eq!(cache.get(key).await.unwrap(), None);
 }
+
+/// `update` starts from the dict it wrote last, without a read: a change another process made
+/// meanwhile (another update, or a plain `cache.set` as Python code does) must still be what
+/// the next change applies to, never overwritten by the remembered dict.
+#[tokio::test]
+async fn a_remembered_write_never_hides_another_writers_change() {
+    let prefix = format!("whisper-store-{:016x}", rand::random::<u64>());
+    let open = || {
+        let config = CacheConfig::django_defaults(
+            "default",
+            Secret::new("redis://127.0.0.1:6379/0"),
+            &prefix,
+        );
+        DjangoCache::new(&config).expect("a client")
+    };
+    let (a, b, python) = (open(), open(), open());
+    a.ping().await.expect("Redis on 127.0.0.1:6379 is required");
+    let key = "room-presence-7";
+    let add = |cache: &DjangoCache, entry: &'static str| {
+        let cache = cache.clone();
+        async move {
+            let wrote = cache
+                .update(key, Timeout::Seconds(60), |current| {
+                    let mut dict = match current {
+                        Some(Cached::Value(PyValue::Dict(d))) => d,
+                        _ => PyDict::new(),
+                    };
+                    dict.insert(entry, PyValue::Bool(true));
+                    Some(PyValue::Dict(dict))
+                })
+                .await
+                .unwrap();
+            assert!(wrote);
+        }
+    };
+    let keys = |cache: DjangoCache| async move {
+        let Some(Cached::Value(PyValue::Dict(dict))) = cache.get(key).await.unwrap() else {
+            panic!("no dict stored");
+        };
+        dict.iter().map(|(k, _)| k.to_string()).collect::<Vec<_>>()
+    };
+    add(&a, "a1").await;
+    add(&b, "b1").await;
+    // a's remembered dict lacks b1: the script refuses it and hands over what is there.
+    add(&a, "a2").await;
+    assert_eq!(keys(a.clone()).await, [r#""a1""#, r#""b1""#, r#""a2""#]);
+    let mut replaced = PyDict::new();
+    replaced.insert("x", PyValue::Bool(false));
+    python
+        .set(key, &PyValue::Dict(replaced), Timeout::Seconds(60))
+        .await
+        .unwrap();
+    add(&a, "a3").await;
+    assert_eq!(keys(b.clone()).await, [r#""x""#, r#""a3""#]);
+    // Nothing under the key: the remembered dict is not resurrected either.
+    python.delete(key).await.unwrap();
+    add(&a, "a4").await;
+    assert_eq!(keys(python.clone()).await, [r#""a4""#]);
+}
