@@ -49,14 +49,18 @@ pub struct DjangoCache {
     config: CacheConfig,
     conn: ConnectionManager,
     limits: Limits,
-    /// The dicts [`DjangoCache::update`] wrote last, by Redis key, with the SHA-1 of their
-    /// bytes: the next update of the key starts from there instead of reading and decoding.
-    written: Arc<Mutex<HashMap<String, (String, PyValue)>>>,
+    /// The dicts [`DjangoCache::update`] wrote last, by Redis key, with their bytes: an update
+    /// that reads those bytes again starts from the dict instead of decoding them.
+    written: Arc<Mutex<Written>>,
 }
 
-/// Keys whose last written dict [`DjangoCache::update`] keeps, and the largest kept.
+/// Dicts written, with their bytes, by Redis key.
+type Written = HashMap<String, (Vec<u8>, PyValue)>;
+
+/// Keys whose last written dict [`DjangoCache::update`] keeps, and the largest kept (at most
+/// 16 MiB in all).
 const WRITTEN_KEYS: usize = 1024;
-const WRITTEN_BYTES: usize = 64 << 10;
+const WRITTEN_BYTES: usize = 16 << 10;
 
 impl fmt::Debug for DjangoCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -214,15 +218,13 @@ impl DjangoCache {
     /// A read-modify-write of one key that no concurrent writer through this method can undo:
     /// `change` gets what the key holds (`None` when missing) and returns the new value, or
     /// `None` to leave the key alone. The write happens only while the key still holds the
-    /// bytes that were read (a Lua script compares their SHA-1 inside Redis); otherwise
-    /// `change` is repeated on what the key holds now, at most [`UPDATE_ATTEMPTS`] times.
-    /// Whether it wrote.
+    /// bytes that were read (a Lua script compares their SHA-1 inside Redis); otherwise the
+    /// read and `change` are repeated, at most [`UPDATE_ATTEMPTS`] times. Whether it wrote.
     ///
-    /// A dict this method wrote is kept (up to [`WRITTEN_KEYS`] keys), and the next update of
-    /// the key starts from it without a read: when no other writer came between, one round
-    /// trip and no decoding (the presence dict is updated on every message, issue 12); when
-    /// one did, the script's refusal carries what the key holds, so a stale guess costs what
-    /// the read would have.
+    /// The dict this method wrote last under a key is kept with its bytes (up to
+    /// [`WRITTEN_KEYS`] keys): when the key still holds those bytes, the next update starts
+    /// from that dict instead of decoding them again (the presence dict is updated on every
+    /// message, issue 12).
     ///
     /// Python code that does `cache.get()` then `cache.set()` (the Whisper fork's presence) is
     /// not protected from itself, but it can no longer make Whisper's updates disappear
@@ -238,17 +240,16 @@ impl DjangoCache {
     {
         let redis_key = self.key(key);
         let cap = self.limits.max_bytes;
-        let remembered = self.lock_written().remove(&redis_key);
-        let mut known = remembered.map(|(digest, value)| (Some(Cached::Value(value)), digest));
+        let mut remembered = self.lock_written().remove(&redis_key);
         for _ in 0..UPDATE_ATTEMPTS {
-            let (current, expected) = match known.take() {
-                Some(known) => known,
-                None => {
-                    let raw: Vec<u8> = self
-                        .query(redis::cmd("GETRANGE").arg(&redis_key).arg(0).arg(cap))
-                        .await?;
-                    self.judge(&raw)
+            let raw: Vec<u8> = self
+                .query(redis::cmd("GETRANGE").arg(&redis_key).arg(0).arg(cap))
+                .await?;
+            let (current, expected) = match remembered.take() {
+                Some((bytes, value)) if bytes == raw => {
+                    (Some(Cached::Value(value)), sha1_hex(&raw))
                 }
+                _ => self.judge(&raw),
             };
             let Some(value) = change(current) else {
                 return Ok(false);
@@ -264,36 +265,18 @@ impl DjangoCache {
             };
             let data = encode(&value, &self.config);
             let mut conn = self.conn.clone();
-            let answer: redis::Value = compare_and_set_script()
+            let written: i64 = compare_and_set_script()
                 .key(&redis_key)
                 .arg(expected)
                 .arg(&data)
                 .arg(unit)
                 .arg(amount)
-                .arg(cap)
                 .invoke_async(&mut conn)
                 .await
                 .map_err(cache_error)?;
-            match answer {
-                redis::Value::Int(1) => {
-                    self.remember(redis_key, &data, value);
-                    return Ok(true);
-                }
-                // Refused: what the key holds now (at most `cap` + 1 bytes), or nothing.
-                redis::Value::Array(held) => {
-                    let raw = match held.into_iter().next() {
-                        Some(redis::Value::BulkString(raw)) => raw,
-                        _ => Vec::new(),
-                    };
-                    known = Some(self.judge(&raw));
-                }
-                other => {
-                    return Err(StoreError::Cache(redis::RedisError::from((
-                        redis::ErrorKind::UnexpectedReturnType,
-                        "compare-and-set answered",
-                        format!("{other:?}"),
-                    ))));
-                }
+            if written == 1 {
+                self.remember(redis_key, data, value);
+                return Ok(true);
             }
         }
         tracing::warn!(
@@ -322,12 +305,13 @@ impl DjangoCache {
         }
     }
 
-    fn lock_written(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, PyValue)>> {
+    fn lock_written(&self) -> std::sync::MutexGuard<'_, Written> {
         self.written.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Keeps a dict just written under `redis_key` (see [`DjangoCache::update`]).
-    fn remember(&self, redis_key: String, data: &[u8], value: PyValue) {
+    /// Keeps a dict just written under `redis_key`, with its bytes (see
+    /// [`DjangoCache::update`]).
+    fn remember(&self, redis_key: String, data: Vec<u8>, value: PyValue) {
         if !matches!(value, PyValue::Dict(_)) || data.len() > WRITTEN_BYTES {
             return;
         }
@@ -335,7 +319,7 @@ impl DjangoCache {
         if written.len() >= WRITTEN_KEYS {
             written.clear();
         }
-        written.insert(redis_key, (sha1_hex(data), value));
+        written.insert(redis_key, (data, value));
     }
 
     /// `Some(seconds)` to expire, `None` for no expiry.
@@ -416,9 +400,7 @@ impl DjangoCache {
 pub const UPDATE_ATTEMPTS: usize = 5;
 
 /// `SET key value [EX|PX n]` only while the key holds what was read: `ARGV[1]` is the SHA-1 of
-/// those bytes (`""` = the key was missing, `"*"` = write whatever it holds). Returns 1 when
-/// written; otherwise what the key holds, as a list of its first `ARGV[5]` + 1 bytes (empty
-/// when missing), so the caller need not read it again.
+/// those bytes (`""` = the key was missing, `"*"` = write whatever it holds).
 fn compare_and_set_script() -> &'static redis::Script {
     static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
     SCRIPT.get_or_init(|| {
@@ -428,10 +410,7 @@ local current = redis.call('GET', KEYS[1])
 if ARGV[1] ~= '*' then
   local seen = ''
   if current then seen = redis.sha1hex(current) end
-  if seen ~= ARGV[1] then
-    if current then return {string.sub(current, 1, tonumber(ARGV[5]) + 1)} end
-    return {}
-  end
+  if seen ~= ARGV[1] then return 0 end
 end
 if ARGV[3] == '' then
   redis.call('SET', KEYS[1], ARGV[2])
