@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # compat/vm/bench.sh [BENCH ARGS...]: runs the load generator (target/release/bench) inside a
-# small KVM guest, for what this machine's sandbox cannot do: scenario 8 at 100,000 members
-# needs ~100,000 descriptors in the server and as many in the bench, while the hard
-# RLIMIT_NOFILE here is 20,000 and CAP_SYS_RESOURCE is missing. The guest is a Debian kernel
-# with everything else in an initramfs (busybox, the two release binaries, redis-server and the
+# Linux guest of its own, for what this machine's sandbox cannot do: scenario 8 at 100,000
+# members needs ~100,000 descriptors in the server and as many in the bench, while the hard
+# RLIMIT_NOFILE here is 20,000 and CAP_SYS_RESOURCE is missing. The guest is a Debian kernel with
+# everything else in an initramfs (busybox, the two release binaries, redis-server and the
 # shared libraries they link); its /init (compat/vm/init) raises the limits as root, starts
 # Redis, runs `bench ARGS...` in /whisper (the bench's default paths work there:
 # target/release/whisper, an empty compat/; /bin/whisper and /bin/bench exist too) and powers
@@ -11,18 +11,38 @@
 # exits with the bench's status.
 #
 # Example (scenario 8 at its full size, Whisper and the bare server):
-#   compat/vm/bench.sh --scenario 8 --members 100000 --member-rooms 1000 --target whisper,bare
+#   VM_ENV="WS_PING_TIMEOUT=900" \
+#     compat/vm/bench.sh --scenario 8 --members 100000 --member-rooms 1000 --target whisper,bare
 #
-# The Python targets (uvicorn, daphne) cannot run in the guest: it has no Python.
+# Why WS_PING_TIMEOUT: Whisper drops a socket silent for WS_PING_INTERVAL + WS_PING_TIMEOUT
+# (20 + 30 s), and the bench does not read (so does not answer pings on) the members it has
+# joined until all of them are; a join phase over ~50 s (any guest run above a few thousand
+# members) loses its first members. The servers inherit the bench's environment.
 #
-# Environment: VM_CPUS (default 2), VM_MEM (default 12G), VM_TIMEOUT (the whole guest, as
-# timeout(1) takes it; default 4h), VM_ACCEL (auto, kvm or tcg: see below), VM_APPEND (more
-# kernel parameters). Needs root (apt-get, /dev/kvm). Manual tool only: neither CI
-# nor the tests call it.
+# Guests (VM_ACCEL):
+# * kvm: QEMU with KVM, Debian's cloud kernel (bzImage), VM_CPUS vCPUs. Needs a /dev/kvm that
+#   boots an ordinary kernel. This machine's does not: it is kvm_pvm's (the Firecracker VM's
+#   nested "pagetable-based" KVM, /sys/module/kvm_pvm), made for PVM-aware guest kernels. Debian's
+#   kernel hangs in its decompressor there; its uncompressed vmlinux (PVH entry) crawls through
+#   instruction emulation (a minute to reach the FPU setup) and stops with "KVM internal error.
+#   Suberror: 1" (on cmpxchg16b, xrstors, int3).
+# * tcg: the same QEMU guest under QEMU's own emulation (multi-threaded, VM_CPUS vCPUs): about
+#   ten times slower than the host everywhere; Whisper then joins ~160 members/s, too slow for
+#   100,000 within the bench's 600 s connect limit.
+# * uml: User-mode Linux (Debian's user-mode-linux, a 6.1 kernel as a host process): one CPU
+#   only (VM_CPUS is ignored), user code at native speed, system calls and scheduling slower.
+#   Whisper joins ~220 members/s there. Its memory is a file in /dev/shm (VM_MEM of host RAM
+#   at most, used as the guest touches it).
+# * auto (default): kvm where /dev/kvm works and is not kvm_pvm's, uml otherwise.
 #
-# Cached under target/vm/: the kernel (vmlinuz, kernel-release), busybox, the initramfs and its
-# stamp (rebuilt when a binary, a library, /init or this script changed). The release binaries
-# are used as they are; they are built only when missing.
+# Environment: VM_ACCEL (above), VM_CPUS (default 2), VM_MEM (default 12G), VM_TIMEOUT (the
+# whole guest, as timeout(1) takes it; default 4h), VM_ENV (NAME=VALUE ... exported in the
+# guest before the bench: settings for the servers it starts), VM_APPEND (more kernel
+# parameters). Needs root (apt-get). A manual tool: neither CI nor the tests call it.
+#
+# Cached under target/vm/: the kernels (vmlinuz, linux.uml and their *-release), busybox, the
+# initramfs and its stamp (rebuilt when a binary, a library, /init or this script changed). The
+# release binaries are used as they are; they are built only when missing.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -36,8 +56,9 @@ mkdir -p "$vm"
 
 say() { echo "bench.sh: $*" >&2; }
 
-# Debian packages: install (qemu) or download (kernel, busybox) only what is missing. apt's
-# lists may be absent or old on a fresh machine: update them once when a look-up fails.
+# Debian packages: install (qemu, redis-tools) or download (kernels, busybox) only what is
+# missing. apt's lists may be absent or old on a fresh machine: update them once when a look-up
+# fails.
 apt_updated=
 apt_update() {
     if [ -z "$apt_updated" ]; then
@@ -58,56 +79,51 @@ apt_extract() {
         { apt_update && (cd "$dl" && apt-get download -qq "$1"); }
     rm -rf "$2"
     dpkg-deb -x "$dl"/*.deb "$2"
+    dpkg-deb -f "$dl"/*.deb Package Version | awk '{printf "%s%s", sep, $2; sep = " "} END {print ""}' >"$2/.deb-version"
     rm -rf "$dl"
 }
 
-# The accelerator. KVM needs a /dev/kvm that runs an ordinary kernel. This machine's /dev/kvm is
-# kvm_pvm's (a Firecracker VM's nested "pagetable-based" KVM, /sys/module/kvm_pvm): it boots only
-# PVM-aware guest kernels. Debian's kernel, from the bzImage, hangs in its decompressor; from the
-# uncompressed vmlinux (PVH entry) it crawls through instruction emulation (a minute to reach the
-# FPU setup) and then stops with "KVM internal error. Suberror: 1" (cmpxchg16b, xrstors, int3).
-# So "auto" takes TCG, QEMU's own emulation, there: slower, but an ordinary Linux that can hold
-# 100,000 sockets. VM_ACCEL=kvm or tcg forces one.
 if [ "$accel" = auto ]; then
-    if [ -w /dev/kvm ] && [ ! -d /sys/module/kvm_pvm ]; then accel=kvm; else accel=tcg; fi
+    if [ -w /dev/kvm ] && [ ! -d /sys/module/kvm_pvm ]; then accel=kvm; else accel=uml; fi
 fi
 case "$accel" in
-kvm)
-    [ -w /dev/kvm ] || { say "/dev/kvm is missing or not writable"; exit 1; }
-    # arch-capabilities: QEMU 7.2 asserts when the host refuses MSR 0x10a (seen under kvm_pvm).
-    accel_args=(-accel kvm -cpu host,-arch-capabilities)
-    ;;
-tcg)
-    # Multi-threaded TCG: one host thread per vCPU; max: every feature TCG emulates.
-    accel_args=(-accel tcg,thread=multi -cpu max)
-    ;;
-*) say "VM_ACCEL must be auto, kvm or tcg, not $accel"; exit 1 ;;
+kvm | tcg | uml) ;;
+*) say "VM_ACCEL must be auto, kvm, tcg or uml, not $accel"; exit 1 ;;
 esac
-kernel_args=
-if [ "$accel" = tcg ]; then
-    # Under TCG the kernel finds no PIT to calibrate the TSC against and falls back to the HPET:
-    # every clock_gettime is then a syscall and an emulated MMIO read, and Tokio reads the clock
-    # all the time. TCG's TSC follows the host's clock, so trust it (vDSO clock reads again).
-    kernel_args="tsc=reliable clocksource=tsc"
+if [ "$accel" = kvm ] && [ ! -w /dev/kvm ]; then
+    say "/dev/kvm is missing or not writable"
+    exit 1
 fi
-command -v qemu-system-x86_64 >/dev/null || apt_install qemu-system-x86
+
 # redis-tools holds Debian's Redis server binary (redis-check-rdb, which is redis-server when
 # called by that name) without the redis-server package's service.
 command -v redis-check-rdb >/dev/null || apt_install redis-tools
 
-# The kernel: Debian's cloud flavour (virtio, serial console, tmpfs, devtmpfs built in; no module
-# is needed, since nothing but lo and the initramfs is used).
-if [ ! -s "$vm/vmlinuz" ] || [ ! -s "$vm/kernel-release" ]; then
-    pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')
-    if [ -z "$pkg" ]; then
-        apt_update
-        pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
+if [ "$accel" = uml ]; then
+    # The User-mode Linux kernel, a static host executable.
+    if [ ! -x "$vm/linux.uml" ] || [ ! -s "$vm/linux.uml-release" ]; then
+        say "downloading user-mode-linux"
+        apt_extract user-mode-linux "$vm/uml.x"
+        cp "$vm/uml.x/usr/bin/linux.uml" "$vm/linux.uml"
+        cp "$vm/uml.x/.deb-version" "$vm/linux.uml-release"
+        rm -rf "$vm/uml.x"
     fi
-    say "downloading the kernel ($pkg)"
-    apt_extract "$pkg" "$vm/kernel.x"
-    cp "$vm"/kernel.x/boot/vmlinuz-* "$vm/vmlinuz"
-    basename "$vm"/kernel.x/boot/vmlinuz-* | sed 's/^vmlinuz-//' >"$vm/kernel-release"
-    rm -rf "$vm/kernel.x"
+else
+    command -v qemu-system-x86_64 >/dev/null || apt_install qemu-system-x86
+    # Debian's cloud kernel: serial console, tmpfs, devtmpfs, virtio built in; no module is
+    # needed, since nothing but lo and the initramfs is used.
+    if [ ! -s "$vm/vmlinuz" ] || [ ! -s "$vm/vmlinuz-release" ]; then
+        pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')
+        if [ -z "$pkg" ]; then
+            apt_update
+            pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
+        fi
+        say "downloading the kernel ($pkg)"
+        apt_extract "$pkg" "$vm/kernel.x"
+        cp "$vm"/kernel.x/boot/vmlinuz-* "$vm/vmlinuz"
+        cp "$vm/kernel.x/.deb-version" "$vm/vmlinuz-release"
+        rm -rf "$vm/kernel.x"
+    fi
 fi
 # Busybox, statically linked: the guest's shell and tools, and the host's cpio -o here.
 if [ ! -x "$vm/busybox" ]; then
@@ -157,32 +173,61 @@ if [ ! -s "$vm/initramfs.cpio.gz" ] || [ "$(cat "$vm/initramfs.stamp" 2>/dev/nul
     rm -rf "$root"
 fi
 
-# This run's arguments, one per line, in a second archive appended to the cached one (the
-# kernel unpacks concatenated archives in turn).
-args="$vm/args"
-rm -rf "$args"
-mkdir -p "$args"
-if [ "$#" -gt 0 ]; then printf '%s\n' "$@" >"$args/bench-args"; else : >"$args/bench-args"; fi
-(cd "$args" && echo bench-args | "$vm/busybox" cpio -o -H newc 2>/dev/null) | gzip -1 >"$vm/args.cpio.gz"
-cat "$vm/initramfs.cpio.gz" "$vm/args.cpio.gz" >"$vm/run.cpio.gz"
-rm -rf "$args" "$vm/args.cpio.gz"
+# This run's arguments (one per line) and VM_ENV (one NAME=VALUE per line), in a second archive
+# appended to the cached one (the kernel unpacks concatenated archives in turn).
+extra="$vm/extra"
+rm -rf "$extra"
+mkdir -p "$extra"
+: >"$extra/bench-args"
+if [ "$#" -gt 0 ]; then printf '%s\n' "$@" >"$extra/bench-args"; fi
+: >"$extra/bench-env"
+for pair in ${VM_ENV:-}; do
+    case "$pair" in
+    [A-Za-z_]*=*) printf '%s\n' "$pair" >>"$extra/bench-env" ;;
+    *) say "VM_ENV: not NAME=VALUE: $pair"; exit 1 ;;
+    esac
+done
+(cd "$extra" && printf 'bench-args\nbench-env\n' | "$vm/busybox" cpio -o -H newc 2>/dev/null) | gzip -1 >"$vm/extra.cpio.gz"
+cat "$vm/initramfs.cpio.gz" "$vm/extra.cpio.gz" >"$vm/run.cpio.gz"
+rm -rf "$extra" "$vm/extra.cpio.gz"
 
-say "booting $(cat "$vm/kernel-release") ($accel) with $cpus vCPUs and $mem of RAM: bench $*"
+# The guest command line. No devices but the console; the guest powers off at the end; a panic
+# ends the guest too (panic=-1: reboot at once, which -no-reboot / UML turn into an exit).
+# timeout bounds the whole run so that no guest outlives it.
+append="quiet panic=-1 ${VM_APPEND:-}"
+case "$accel" in
+uml)
+    release="$(cat "$vm/linux.uml-release") (User-mode Linux, 1 CPU)"
+    # con0: the console on this process's stdin/stdout; the guest's memory is a file in TMPDIR.
+    guest=(env TMPDIR=/dev/shm "$vm/linux.uml" "mem=$mem" "initrd=$vm/run.cpio.gz"
+        con0=null,fd:1 con=null $append)
+    ;;
+*)
+    release="$(cat "$vm/vmlinuz-release") ($accel, $cpus vCPUs)"
+    if [ "$accel" = kvm ]; then
+        # arch-capabilities off: QEMU 7.2 asserts when the host refuses MSR 0x10a (kvm_pvm).
+        qemu_accel=(-accel kvm -cpu host,-arch-capabilities)
+    else
+        # Multi-threaded TCG, one host thread per vCPU. Without a PIT to calibrate against, the
+        # guest would fall back to the HPET (every clock read an emulated MMIO access, and Tokio
+        # reads the clock all the time); TCG's TSC follows the host's clock: trust it.
+        qemu_accel=(-accel tcg,thread=multi -cpu max)
+        append="$append tsc=reliable clocksource=tsc"
+    fi
+    guest=(qemu-system-x86_64 "${qemu_accel[@]}" -smp "$cpus" -m "$mem"
+        -nodefaults -no-user-config -display none -monitor none -serial stdio -no-reboot
+        -kernel "$vm/vmlinuz" -initrd "$vm/run.cpio.gz" -append "console=ttyS0 $append")
+    ;;
+esac
+
+say "booting $release with $mem of RAM${VM_ENV:+, env $VM_ENV}: bench $*"
 started=$SECONDS
-# No devices but the serial console (stdio); the guest powers off at the end, and a panic or a
-# reboot ends QEMU too (panic=-1 reboots at once, -no-reboot turns that into an exit). timeout
-# bounds the whole run so no QEMU outlives it.
 set +e
-timeout --kill-after=30 "$deadline" qemu-system-x86_64 \
-    "${accel_args[@]}" -smp "$cpus" -m "$mem" \
-    -nodefaults -no-user-config -display none -monitor none -serial stdio -no-reboot \
-    -kernel "$vm/vmlinuz" -initrd "$vm/run.cpio.gz" \
-    -append "console=ttyS0 quiet panic=-1 $kernel_args ${VM_APPEND:-}" </dev/null |
-    tr -d '\r' | tee "$vm/last-run.txt"
-qemu_status=${PIPESTATUS[0]}
+timeout --kill-after=30 "$deadline" "${guest[@]}" </dev/null | tr -d '\r' | tee "$vm/last-run.txt"
+guest_status=${PIPESTATUS[0]}
 set -e
 rm -f "$vm/run.cpio.gz"
-say "the guest ran $((SECONDS - started)) s (QEMU exit status $qemu_status); console saved to $vm/last-run.txt"
+say "the guest ran $((SECONDS - started)) s (exit status $guest_status); console saved to $vm/last-run.txt"
 
 bench_status=$(sed -n 's/^guest: bench exited with status \([0-9]*\)$/\1/p' "$vm/last-run.txt" | tail -n 1)
 if [ -z "$bench_status" ]; then
