@@ -12,7 +12,7 @@ mod mailbox;
 pub mod msgpack;
 mod redis;
 
-pub use local::{Fanout, LocalHub};
+pub use local::LocalHub;
 pub use mailbox::{ConnId, Inbox, Mailbox, Signal, Wake, mailbox};
 pub use redis::{RedisBroker, RedisStatus, ping as redis_ping};
 
@@ -28,10 +28,8 @@ pub const CLOSE_SLOW_CONSUMER: u16 = 1013;
 pub trait Broker: Send + Sync + 'static {
     fn group_add(&self, group: &str, member: &Mailbox);
     fn group_discard(&self, group: &str, member: ConnId);
-    /// Delivers the event's frame to the group's members, wherever they are connected; in a
-    /// big group, the members of this process past the first chunk are reached by the
-    /// returned [`Fanout`].
-    fn group_send(&self, group: &str, event: GroupEvent) -> Fanout;
+    /// Delivers the event's frame to the group's members, wherever they are connected.
+    fn group_send(&self, group: &str, event: GroupEvent);
     /// `Some` while events other processes publish to `group` may not reach this process yet
     /// (its Redis subscription or membership is being made); resolves once they do. The
     /// in-process hub is always ready.

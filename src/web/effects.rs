@@ -24,7 +24,7 @@ pub async fn apply(app: &AppState, mailbox: &Mailbox, effects: Vec<Effect>) {
             }
             Effect::GroupSend { group, event } => {
                 let _timer = app.metrics.fanout.start();
-                broker.group_send(&group, event).finish().await;
+                broker.group_send(&group, event);
             }
             Effect::GroupAdd(group) => {
                 tracing::debug!(room = %group, "joined");

@@ -58,8 +58,7 @@ fn on_message(shared: &Shared, names: &Names, member: &[u8], prefix_len: usize) 
     }
     shared.received.fetch_add(1, Ordering::Relaxed);
     for group in groups {
-        // Events from other processes go out whole, in the order they arrive.
-        shared.hub.deliver(group, &decoded.frame).finish_now();
+        shared.hub.deliver(group, &decoded.frame);
     }
 }
 

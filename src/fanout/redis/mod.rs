@@ -38,7 +38,7 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
-use super::{Broker, ConnId, Fanout, Mailbox};
+use super::{Broker, ConnId, Mailbox};
 use crate::chat::protocol::GroupEvent;
 use crate::config::{LayerFormat, RedisLayer};
 use link::{CoreRole, Job, Publisher};
@@ -239,16 +239,16 @@ impl Broker for RedisBroker {
         lock(&self.shared.wanted).wait_for(group)
     }
 
-    fn group_send(&self, group: &str, event: GroupEvent) -> Fanout {
+    fn group_send(&self, group: &str, event: GroupEvent) {
         let s = &self.shared;
         let job = match &self.format {
             Format::PubSub(f) => Job::Event(f.publish(s, group, &event)),
             Format::Core(m) => m.send_job(group, &event),
         };
+        s.hub.deliver(group, event.frame());
         if !self.queues[s.ring.group_host(group)].try_send(job) {
             s.publish_failures.fetch_add(1, Ordering::Relaxed);
         }
-        s.hub.deliver(group, event.frame())
     }
 }
 
@@ -289,7 +289,7 @@ mod tests {
         let (m, mut inbox) = crate::fanout::mailbox(1, 8, usize::MAX);
         broker.group_add("room-1", &m);
         let event = GroupEvent::join(Value::int(1), "x");
-        broker.group_send("room-1", event.clone()).finish().await;
+        broker.group_send("room-1", event.clone());
         assert_eq!(inbox.try_recv().unwrap(), *event.frame());
         let deadline = Instant::now() + Duration::from_secs(5);
         while broker.status().publish_failures == 0 && Instant::now() < deadline {

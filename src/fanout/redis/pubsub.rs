@@ -107,7 +107,7 @@ impl PubSubFormat {
         };
         if let Some(frame) = self.frame(shared, channel, payload) {
             shared.received.fetch_add(1, Ordering::Relaxed);
-            shared.hub.deliver(group, &frame).finish_now();
+            shared.hub.deliver(group, &frame);
         }
     }
 }
