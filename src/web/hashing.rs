@@ -2,8 +2,9 @@
 //!
 //! One Django 5.2 PBKDF2 check is 1,000,000 HMAC rounds (~0.1 s of a core). A login flood must
 //! not stall chat: at most `PASSWORD_HASHING_CONCURRENCY` checks run at once (a semaphore), on
-//! dedicated threads whose scheduling priority is lowered (nice 19 on Linux), so the threads
-//! that carry chat frames preempt them whenever they wake. Logins still get every idle cycle.
+//! dedicated threads of the lowest scheduling class (`SCHED_IDLE` on Linux, and nice 19), so the
+//! threads that carry chat frames preempt them whenever they wake. Logins still get every idle
+//! cycle.
 
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
@@ -11,10 +12,14 @@ use std::thread;
 
 use tokio::sync::{Semaphore, oneshot};
 
-/// The nice value of the hashing threads (0 is normal, 19 the lowest priority). Measured with
-/// `./manage bench --scenario 5` (chat p99 during 50 logins): 10.5 ms at 0, 8.7 ms at 10,
-/// 5.4–5.8 ms at 19; `SCHED_IDLE` was no better (10.4 ms). On a saturated machine logins
-/// slow down before chat does, which is the order users notice least.
+/// The nice value of the hashing threads (0 is normal, 19 the lowest priority), kept where
+/// `SCHED_IDLE` is refused. Measured with `./manage bench --scenario 5` (chat p99 during 50
+/// logins): 10.5 ms at 0, 8.7 ms at 10, 5.4–5.8 ms at 19 (2026-12-02). On Linux 6.18 (EEVDF) a
+/// nice-19 thread keeps the core for the rest of its slice when a chat thread wakes, on every
+/// hop of a delivery; a `SCHED_IDLE` thread is preempted at once: 2.5–8.0 ms, median 4.5 ms,
+/// over seven runs against 3.8–9.5 ms, median 5.3 ms, at nice 19 (2026-12-07, runs paired on
+/// one binary), with the 50 logins no slower (2.9–3.1 s). On a saturated machine logins slow
+/// down before chat does, which is the order users notice least.
 const NICENESS: i32 = 19;
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
@@ -76,18 +81,22 @@ impl HashingPool {
     }
 }
 
-/// Lowers the calling thread's scheduling priority (Linux: per thread). Best effort: a failure
-/// (e.g. a sandbox forbidding it) only means hashing competes with chat at equal priority.
+/// Lowers the calling thread's scheduling priority (Linux: per thread): nice 19, then the
+/// `SCHED_IDLE` class. Best effort: a failure (e.g. a sandbox forbidding it) only means hashing
+/// competes with chat at a higher priority.
 fn lower_priority() {
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: gettid and setpriority only read their integer arguments; PRIO_PROCESS with
-        // a thread id changes that one thread on Linux.
-        let rc = unsafe {
+        // SAFETY: gettid, setpriority and sched_setscheduler only read their arguments (the
+        // sched_param lives across the call); PRIO_PROCESS with a thread id, and pid 0, change
+        // the calling thread alone on Linux.
+        let (nice, idle) = unsafe {
             let tid = libc::gettid();
-            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, NICENESS)
+            let nice = libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, NICENESS);
+            let param = libc::sched_param { sched_priority: 0 };
+            (nice, libc::sched_setscheduler(0, libc::SCHED_IDLE, &param))
         };
-        if rc != 0 {
+        if nice != 0 || idle != 0 {
             tracing::debug!(
                 error = %std::io::Error::last_os_error(),
                 "cannot lower the password-hashing threads' priority"
@@ -117,22 +126,27 @@ mod tests {
                     running.fetch_sub(1, SeqCst);
                     let name = thread::current().name().unwrap_or("").to_string();
                     #[cfg(target_os = "linux")]
-                    // SAFETY: reads the calling thread's nice value.
-                    let nice = unsafe {
-                        libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t)
+                    // SAFETY: reads the calling thread's nice value and scheduling policy.
+                    let (nice, policy) = unsafe {
+                        (
+                            libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t),
+                            libc::sched_getscheduler(0),
+                        )
                     };
                     #[cfg(not(target_os = "linux"))]
-                    let nice = NICENESS;
-                    (i * 2, name, nice)
+                    let (nice, policy) = (NICENESS, 5);
+                    (i * 2, name, nice, policy)
                 })
                 .await
             }));
         }
         for (i, task) in tasks.into_iter().enumerate() {
-            let (doubled, name, nice) = task.await.unwrap().unwrap();
+            let (doubled, name, nice, policy) = task.await.unwrap().unwrap();
             assert_eq!(doubled, i as u64 * 2);
             assert!(name.starts_with("whisper-hash-"), "{name}");
             assert_eq!(nice, NICENESS);
+            // SCHED_IDLE is 5 on every Linux architecture.
+            assert_eq!(policy, 5, "the hashing threads run in SCHED_IDLE");
         }
         let peak = peak.load(std::sync::atomic::Ordering::SeqCst);
         assert!((1..=2).contains(&peak), "{peak} jobs at once");
