@@ -126,15 +126,15 @@ impl LiveSockets {
         if registry.shut_down {
             signal.raise(SHUTDOWN);
         }
-        let pass = self.passes.load(Ordering::Relaxed);
         let key = match registry.groups.get_key_value(&key) {
             Some((shared, _)) => shared.clone(),
             None => Arc::new(key),
         };
         let group = registry.groups.entry(key.clone()).or_insert(Group {
             sockets: HashMap::new(),
-            // Not judged by a pass already under way: its queries may not cover this user.
-            pass,
+            // Never the number of a pass under way (passes start at 1): that pass's queries were
+            // made from its snapshot and may not cover this user, who would read as deleted.
+            pass: 0,
         });
         group.sockets.insert(id, Member { is_staff, signal });
         registry.sockets += 1;
@@ -170,6 +170,26 @@ impl LiveSockets {
     pub fn sessions(&self) -> usize {
         self.lock().groups.len()
     }
+
+    /// Begins a check pass: marks the sessions open now as this pass's and returns its number,
+    /// their distinct users and their stored session keys; `None` when no socket is open.
+    /// Only these sessions are judged: one first seen while the pass's queries run has just
+    /// been checked by its handshake, and its user may not be among those fetched.
+    fn begin_pass(&self) -> Option<(u64, Vec<i64>, Vec<String>)> {
+        let pass = self.passes.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut registry = self.lock();
+        if registry.groups.is_empty() {
+            return None;
+        }
+        let mut users: HashSet<i64> = HashSet::new();
+        let mut keys: Vec<String> = Vec::new();
+        for (key, group) in registry.groups.iter_mut() {
+            group.pass = pass;
+            users.insert(key.user_id);
+            keys.extend(key.session_key.clone());
+        }
+        Some((pass, users.into_iter().collect(), keys))
+    }
 }
 
 /// Runs the check every `SESSION_RECHECK_SECONDS` until the server shuts down; then tells
@@ -194,22 +214,8 @@ pub async fn run(app: AppState) {
 
 /// One pass over every open socket, one judgement per session.
 pub async fn check(app: &AppState) -> Result<(), crate::store::StoreError> {
-    // Only the sessions of this snapshot are judged: a session first seen while the queries
-    // run has just been checked by its handshake, and its user may not be among those fetched.
-    let pass = app.live_sockets.passes.fetch_add(1, Ordering::Relaxed) + 1;
-    let (users, keys) = {
-        let mut registry = app.live_sockets.lock();
-        if registry.groups.is_empty() {
-            return Ok(());
-        }
-        let mut users: HashSet<i64> = HashSet::new();
-        let mut keys: Vec<String> = Vec::new();
-        for (key, group) in registry.groups.iter_mut() {
-            group.pass = pass;
-            users.insert(key.user_id);
-            keys.extend(key.session_key.clone());
-        }
-        (users.into_iter().collect::<Vec<i64>>(), keys)
+    let Some((pass, users, keys)) = app.live_sockets.begin_pass() else {
+        return Ok(());
     };
     let found: HashMap<i64, crate::store::User> = app
         .store
@@ -285,5 +291,47 @@ fn demote(sockets: &mut HashMap<ConnId, Member>) {
     for member in sockets.values_mut().filter(|m| m.is_staff) {
         member.is_staff = false;
         member.signal.raise(DEMOTE);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fanout::mailbox;
+
+    /// The users whose sessions `pass` judges.
+    fn judged(live: &LiveSockets, pass: u64) -> Vec<i64> {
+        let registry = live.lock();
+        let mut users: Vec<i64> = (registry.groups.iter())
+            .filter(|(_, group)| group.pass == pass)
+            .map(|(key, _)| key.user_id)
+            .collect();
+        users.sort();
+        users
+    }
+
+    #[test]
+    fn a_session_opened_during_a_pass_is_left_to_the_next() {
+        let live = LiveSockets::default();
+        let inboxes: Vec<_> = (0..3).map(|i| mailbox(i, 4, 1024).1).collect();
+        let register = |i: usize, user: i64| {
+            let key = Some(format!("key-{user}"));
+            let hash = "hash".to_string();
+            live.register(i as u64, user, key, hash, false, inboxes[i].signal())
+        };
+        let _gina = register(0, 1);
+        let (pass, users, keys) = live.begin_pass().expect("a socket is open");
+        assert_eq!((users, keys), (vec![1], vec!["key-1".to_string()]));
+        // Hugo's handshake lands while the pass's queries run (CI saw his join closed with
+        // 4003, "user deleted": the pass had not fetched his row).
+        let _hugo = register(1, 2);
+        assert_eq!(judged(&live, pass), vec![1]);
+        // A second socket of a session already in the pass is judged with it.
+        let _gina_again = register(2, 1);
+        assert_eq!(live.sessions(), 2);
+        let (next, mut users, _) = live.begin_pass().expect("sockets are open");
+        users.sort();
+        assert_eq!(users, vec![1, 2]);
+        assert_eq!(judged(&live, next), vec![1, 2]);
     }
 }
