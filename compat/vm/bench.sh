@@ -100,6 +100,14 @@ fi
 command -v redis-check-rdb >/dev/null || apt_install redis-tools
 
 if [ "$accel" = uml ]; then
+    # UML maps the guest's pages into its processes one mapping at a time: at the default
+    # vm.max_map_count (65,530) the host refused a mapping near 83,000 members ("UML ran out
+    # of memory on the host side") and the guest's server answered SERVICE_UNAVAILABLE.
+    if [ "$(cat /proc/sys/vm/max_map_count)" -lt 1048576 ]; then
+        say "raising vm.max_map_count to 1048576 (UML maps guest pages one by one)"
+        echo 1048576 >/proc/sys/vm/max_map_count ||
+            say "cannot raise vm.max_map_count: a guest of many members may run out of mappings"
+    fi
     # The User-mode Linux kernel, a static host executable.
     if [ ! -x "$vm/linux.uml" ] || [ ! -s "$vm/linux.uml-release" ]; then
         say "downloading user-mode-linux"

@@ -17,8 +17,8 @@ use tokio::sync::{Semaphore, oneshot};
 /// logins): 10.5 ms at 0, 8.7 ms at 10, 5.4–5.8 ms at 19 (2026-12-02). On Linux 6.18 (EEVDF) a
 /// nice-19 thread keeps the core for the rest of its slice when a chat thread wakes, on every
 /// hop of a delivery; a `SCHED_IDLE` thread is preempted at once: 2.5–8.0 ms, median 4.5 ms,
-/// over seven runs against 3.8–9.5 ms, median 5.3 ms, at nice 19 (2026-12-07, runs paired on
-/// one binary), with the 50 logins no slower (2.9–3.1 s). On a saturated machine logins slow
+/// over seven runs against 3.8–9.5 ms, median 5.3 ms, over eight at nice 19 (2026-12-07; three
+/// pairs on one binary), with the 50 logins no slower (2.9–3.1 s). On a saturated machine logins slow
 /// down before chat does, which is the order users notice least.
 const NICENESS: i32 = 19;
 

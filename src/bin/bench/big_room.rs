@@ -59,7 +59,7 @@ async fn measure(
     let connect_limit = if server.target.is_python() {
         Duration::from_secs_f64(sizes.python_connect_limit)
     } else {
-        Duration::from_secs(300)
+        Duration::from_secs_f64(sizes.connect_limit.unwrap_or(300.0))
     };
     let layout = |room: i64, clients: usize, track_last: bool| Layout {
         addrs: vec![server.addr],

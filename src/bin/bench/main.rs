@@ -124,6 +124,11 @@ pub struct Args {
     /// Seconds a Python target may spend connecting the sockets of one scenario.
     #[arg(long)]
     pub python_connect_limit: Option<f64>,
+    /// Seconds a Rust target may spend connecting the members of scenario 8 (default 600) or
+    /// the big room of scenario 9 (default 300): raise it where connects are slow (an emulated
+    /// guest, `compat/vm/bench.sh`).
+    #[arg(long)]
+    pub connect_limit: Option<f64>,
     /// A command that wraps the Whisper server process, for profiling (split on spaces), e.g.
     /// `--whisper-wrap "valgrind --tool=callgrind --callgrind-out-file=/tmp/whisper.cg"`.
     #[arg(long)]
@@ -244,6 +249,8 @@ pub struct Sizes {
     pub start_rate: u64,
     pub max_rate: u64,
     pub python_connect_limit: f64,
+    /// `--connect-limit`, when given.
+    pub connect_limit: Option<f64>,
     pub p99_limit_ms: f64,
 }
 
@@ -272,6 +279,7 @@ impl Sizes {
             python_connect_limit: a
                 .python_connect_limit
                 .unwrap_or(if q { 30.0 } else { 120.0 }),
+            connect_limit: a.connect_limit,
             p99_limit_ms: a.p99_limit_ms,
         }
     }

@@ -152,7 +152,7 @@ async fn measure(
     let connect_limit = if server.target.is_python() {
         Duration::from_secs_f64(sizes.python_connect_limit)
     } else {
-        Duration::from_secs(600)
+        Duration::from_secs_f64(sizes.connect_limit.unwrap_or(600.0))
     };
     let rate = sizes.latency_rate as f64;
     let secs = Duration::from_secs_f64(sizes.latency_secs);
