@@ -43,7 +43,7 @@ use crate::web::listener::Counted;
 pub const CONTROL_LIMIT: usize = 512;
 /// Frames gathered into one `writev` when many are queued (more go out in further calls): a
 /// member of a busy big room gets its backlog in few system calls (scenario 9 of the bench:
-/// 16 here cost 40 % of the big room's rate).
+/// 16 here cost half the big room's rate: 1.50 M against 3.04 M deliveries/s).
 const MAX_FRAMES_PER_WRITE: usize = 64;
 /// Frames of the small gather used when at most this many are queued, the usual delivery: its
 /// arrays are made on every call, and 64 frames' worth made a third of a delivery's
