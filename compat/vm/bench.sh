@@ -10,14 +10,15 @@
 # off. The guest's console is printed here and saved to target/vm/last-run.txt; the script
 # exits with the bench's status.
 #
-# Example (scenario 8 at its full size, Whisper and the bare server):
-#   VM_ENV="WS_PING_TIMEOUT=900" \
-#     compat/vm/bench.sh --scenario 8 --members 100000 --member-rooms 1000 --target whisper,bare
+# Example (scenario 8 at its full size; --keep prints the server's warnings at the end):
+#   VM_ACCEL=uml VM_ENV="WS_PING_TIMEOUT=7200" compat/vm/bench.sh --scenario 8 \
+#     --members 100000 --member-rooms 1000 --target whisper --connect-limit 3000 --keep
 #
 # Why WS_PING_TIMEOUT: Whisper drops a socket silent for WS_PING_INTERVAL + WS_PING_TIMEOUT
 # (20 + 30 s), and the bench does not read (so does not answer pings on) the members it has
-# joined until all of them are; a join phase over ~50 s (any guest run above a few thousand
-# members) loses its first members. The servers inherit the bench's environment.
+# joined until all of them are; a join phase longer than that (any guest run above a few
+# thousand members; 100,000 take ~25 minutes under UML) loses its first members. The servers
+# inherit the bench's environment.
 #
 # Guests (VM_ACCEL):
 # * kvm: QEMU with KVM, Debian's cloud kernel (bzImage), VM_CPUS vCPUs. Needs a /dev/kvm that
@@ -31,7 +32,7 @@
 #   100,000 within the bench's 600 s connect limit.
 # * uml: User-mode Linux (Debian's user-mode-linux, a 6.1 kernel as a host process): one CPU
 #   only (VM_CPUS is ignored), user code at native speed, system calls and scheduling slower.
-#   Whisper joins ~220 members/s there. Its memory is a file in /dev/shm (VM_MEM of host RAM
+#   Whisper joins ~75 members/s there (2026-12-07), so 100,000 need --connect-limit. Its memory is a file in /dev/shm (VM_MEM of host RAM
 #   at most, used as the guest touches it).
 # * auto (default): kvm where /dev/kvm works and is not kvm_pvm's, uml otherwise.
 #
